@@ -1,0 +1,5 @@
+import sys
+
+from densekit.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,190 @@
+"""The ``densekit`` command line.
+
+User mistakes (bad files, options, configs) end in one line on stderr, ``densekit: error: ...``,
+and exit status 2; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from densekit import __version__
+from densekit.errors import DensekitError
+
+
+def _precision_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="autocast precision (auto: bf16 on AMX/AVX-512-bf16 CPUs and bf16 GPUs)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def _engine(args):
+    from densekit.engine.precision import Precision, resolve_device, resolve_precision
+
+    device = resolve_device(args.device)
+    return Precision(device, resolve_precision(args.precision, device), channels_last=True)
+
+
+def _scale(text: str) -> int:
+    try:
+        s = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scale must be 2, 3 or 4, got {text!r}") from None
+    if s not in (2, 3, 4):
+        raise argparse.ArgumentTypeError(f"scale must be 2, 3 or 4, got {s}")
+    return s
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+# ---- sr --------------------------------------------------------------------------------------
+def cmd_sr_train(args) -> int:
+    from densekit.tasks.sr import train
+
+    train(args.config, args.set or [], args.resume)
+    return 0
+
+
+def cmd_sr_eval(args) -> int:
+    from densekit.tasks.sr import load_sr_model
+    from densekit.tasks.sr_eval import evaluate_folder
+
+    prec = _engine(args)
+    model = prec.prepare(load_sr_model(args.model, args.scale, args.weights))
+    rows = []
+    for folder in args.data:
+        r = evaluate_folder(model, folder, args.scale, device=prec.device,
+                            autocast=prec.autocast)
+        r = {k: r[k] for k in ("dataset", "model", "scale", "psnr", "ssim", "images", "seconds")}
+        r["model"] = args.model
+        rows.append(r)
+        if not args.json:
+            print(f"{r['dataset']:<12} {args.model:<8} x{args.scale}  PSNR {r['psnr']:.2f} dB  "
+                  f"SSIM {r['ssim']:.4f}  ({r['images']} images, {r['seconds']:.1f} s)")
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    return 0
+
+
+def cmd_sr_upscale(args) -> int:
+    from densekit.tasks.sr import load_sr_model
+    from densekit.tasks.sr_upscale import default_tile, upscale_files
+
+    prec = _engine(args)
+    model = prec.prepare(load_sr_model(args.model, args.scale, args.weights))
+    tile = default_tile(args.scale) if args.tile is None else args.tile
+    res = upscale_files(model, args.inputs, args.output, tile=tile, autocast=prec.autocast,
+                        device=prec.device, progress=not args.quiet,
+                        report=lambda m: print(m, file=sys.stderr))
+    if not args.quiet:
+        print(f"wrote {len(res['written'])} image(s) to {args.output} "
+              f"in {res['seconds']:.1f} s" + (f"; {len(res['failed'])} failed"
+                                               if res["failed"] else ""))
+    return 1 if res["failed"] else 0
+
+
+def cmd_sr_models(args) -> int:
+    from densekit.models.complexity import count_params, flops_per_pixel
+    from densekit.models.sr import SR_MODELS, build_sr_model
+
+    rows = []
+    for name in SR_MODELS:
+        for s in args.scales:
+            m = build_sr_model(name, s)
+            rows.append({"model": name, "scale": s, "params": count_params(m),
+                         "flops_per_pixel": flops_per_pixel(m, (48, 48))})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(f"{'model':<8} {'scale':>5} {'params':>10} {'FLOPs/pixel':>14}")
+        for r in rows:
+            print(f"{r['model']:<8} {'x' + str(r['scale']):>5} {r['params']:>10,} "
+                  f"{r['flops_per_pixel']:>14,.0f}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from densekit.tasks.demo import run_demo
+
+    run_demo(args.output)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="densekit",
+                                description="densekit: dense image prediction toolkit")
+    p.add_argument("--version", action="version", version=f"densekit {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sr = sub.add_parser("sr", help="super-resolution (HDCN and baselines)")
+    srs = sr.add_subparsers(dest="sr_command", required=True)
+
+    t = srs.add_parser("train", help="train an SR model from a YAML config")
+    t.add_argument("--config", help="YAML config (configs/sr/*.yaml)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+    t.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="'auto' (newest valid checkpoint of the run folder) or a checkpoint path")
+    t.set_defaults(func=cmd_sr_train)
+
+    e = srs.add_parser("eval", help="PSNR/SSIM on folders of HR images (the standard protocol)")
+    e.add_argument("--model", default="hdcn", choices=["bicubic", "hdcn", "srcnn", "vdsr",
+                                                       "rednet"])
+    e.add_argument("--scale", type=_scale, required=True)
+    e.add_argument("--data", action="append", required=True, metavar="DIR",
+                   help="folder of HR images (repeatable)")
+    e.add_argument("--weights", help="weights file or training checkpoint "
+                                     "(default for hdcn: the shipped weights)")
+    e.add_argument("--json", action="store_true", help="print a JSON list, one object per folder")
+    _precision_args(e)
+    e.set_defaults(func=cmd_sr_eval)
+
+    u = srs.add_parser("upscale", help="upscale your own images (files or folders)")
+    u.add_argument("inputs", nargs="+", metavar="INPUT")
+    u.add_argument("--scale", type=_scale, required=True)
+    u.add_argument("--model", default="hdcn", choices=["bicubic", "hdcn", "srcnn", "vdsr",
+                                                       "rednet"])
+    u.add_argument("--weights")
+    u.add_argument("--tile", type=_nonneg_int, default=None,
+                   help="LR tile size in pixels (0 = whole image; default keeps tiles ~512px out)")
+    u.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    u.add_argument("-q", "--quiet", action="store_true")
+    _precision_args(u)
+    u.set_defaults(func=cmd_sr_upscale)
+
+    mo = srs.add_parser("models", help="parameters and FLOPs per output pixel of every SR model")
+    mo.add_argument("--scales", type=_scale, nargs="+", default=[2, 3, 4])
+    mo.add_argument("--json", action="store_true")
+    mo.set_defaults(func=cmd_sr_models)
+
+    d = sub.add_parser("demo", help="the offline demo (make demo)")
+    d.add_argument("-o", "--output", default="demo_out")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DensekitError as e:
+        print(f"densekit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("densekit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

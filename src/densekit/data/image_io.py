@@ -1,0 +1,171 @@
+"""Reading and writing images with clear errors.
+
+Everything in densekit reads images through :func:`read_image`, which returns a float32 tensor
+(C, H, W) in [0, 1] and the facts needed to write the result back in the same kind
+(grayscale/RGB, alpha, 8/16 bit). Unreadable, truncated or absurdly large files raise
+:class:`~densekit.errors.ImageError` naming the file. Writes are atomic: a temporary file in the
+target folder is renamed into place, so no partial output file is ever left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from densekit.errors import ImageError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+MAX_PIXELS = 200_000_000  # refuse decompression bombs larger than this (about 14k x 14k)
+
+
+@dataclass
+class ImageInfo:
+    """What is needed to write an image back in the kind it was read."""
+
+    gray: bool  # single colour channel
+    alpha: torch.Tensor | None  # (1, H, W) float in [0, 1], or None
+    bits: int  # 8 or 16
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        raise ImageError(f"{folder}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise ImageError(f"{path}: {w}x{h} pixels is larger than the limit of {MAX_PIXELS}")
+            im.load()
+            im = ImageOps.exif_transpose(im)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{path}: image too large (decompression bomb guard)") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image or unsupported format") from None
+    except (OSError, SyntaxError, ValueError) as e:  # truncated / corrupt data
+        raise ImageError(f"{path}: cannot decode image ({e})") from None
+    return im
+
+
+def read_image(path: str | os.PathLike) -> tuple[torch.Tensor, ImageInfo]:
+    """Read an image file as float32 (C, H, W) in [0, 1] with C = 1 (gray) or 3 (colour).
+
+    Palette and CMYK images become RGB; LA/RGBA lose their alpha into ``ImageInfo.alpha``;
+    16-bit grayscale/RGB PNGs keep their full precision (``ImageInfo.bits == 16``).
+    """
+    path = Path(path)
+    im = _open(path)
+    alpha = None
+    bits = 8
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        bits = 16
+        arr = (np.clip(arr, 0, 65535) / 65535.0)[None]
+        return torch.from_numpy(arr.astype(np.float32)), ImageInfo(True, None, bits)
+    if mode == "F":
+        arr = np.clip(np.asarray(im, dtype=np.float32), 0, 1)[None]
+        return torch.from_numpy(arr.copy()), ImageInfo(True, None, 8)
+    if mode == "P":
+        im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
+        mode = im.mode
+    if mode in ("RGBA", "LA", "PA"):
+        a = np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0
+        alpha = torch.from_numpy(a[None].copy())
+        im = im.convert("L" if mode == "LA" else "RGB")
+        mode = im.mode
+    if mode == "1":
+        im = im.convert("L")
+        mode = "L"
+    if mode == "L":
+        arr = np.asarray(im, dtype=np.float32)[None] / 255.0
+        return torch.from_numpy(arr.copy()), ImageInfo(True, alpha, bits)
+    if mode not in ("RGB",):
+        try:
+            im = im.convert("RGB")
+        except (OSError, ValueError) as e:
+            raise ImageError(f"{path}: unsupported image mode {mode} ({e})") from None
+    arr = np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0
+    return torch.from_numpy(arr.copy()), ImageInfo(False, alpha, bits)
+
+
+def read_uint8_rgb_or_gray(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as a uint8 array (H, W, C), C = 1 or 3, for datasets and evaluation."""
+    img, _ = read_image(path)
+    return np.round(img.numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+
+
+def to_pil(img: torch.Tensor, info: ImageInfo | None = None) -> Image.Image:
+    """A (C, H, W) [0, 1] tensor (C = 1 or 3, plus optional alpha in ``info``) as a PIL image."""
+    img = img.detach().float().clamp(0, 1).cpu()
+    bits = info.bits if info is not None else 8
+    alpha = info.alpha if info is not None else None
+    if bits == 16 and img.shape[0] == 1 and alpha is None:
+        arr = np.floor(img[0].numpy().astype(np.float64) * 65535 + 0.5).astype(np.uint16)
+        return Image.fromarray(arr)  # mode I;16
+    arr = np.floor(img.numpy() * 255 + 0.5).astype(np.uint8)
+    if alpha is not None:
+        a = np.floor(alpha.detach().float().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+        arr = np.concatenate([arr, a], axis=0)
+    arr = arr.transpose(1, 2, 0)
+    if arr.shape[2] == 1:
+        return Image.fromarray(arr[:, :, 0], "L")
+    if arr.shape[2] == 2:
+        return Image.fromarray(arr, "LA")
+    return Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(tmp_path)`` then rename into ``path``; nothing is left behind on failure."""
+    path = Path(path)
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_image(path: str | os.PathLike, img: torch.Tensor, info: ImageInfo | None = None) -> None:
+    """Write a (C, H, W) [0, 1] tensor as PNG atomically."""
+    pil = to_pil(img, info)
+    atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))

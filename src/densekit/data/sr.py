@@ -1,0 +1,98 @@
+"""Super-resolution training data: random HR crops from folders of images, LR made on the fly.
+
+All images are decoded once and kept in memory as uint8 tensors. Each training step's batch is
+a pure function of (seed, step): random image, random crop, one of the 8 rotations/flips, then
+the LR patch by MATLAB-exact bicubic (the evaluation protocol's degradation). That makes
+resumed runs see exactly the batches of an uninterrupted run, and lets DataLoader workers build
+batches ahead of the training step without any shared state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from densekit.data.color import to_model_channels
+from densekit.data.image_io import list_images, read_image
+from densekit.errors import DensekitError
+from densekit.tasks.sr_eval import ground_truth_y, make_lr
+
+
+def load_image_folders(folders: list[str]) -> tuple[list[torch.Tensor], list[str]]:
+    """Decode every image of the folders once: uint8 (C, H, W) tensors and their names."""
+    images, names = [], []
+    for folder in folders:
+        for path in list_images(folder):
+            img, _ = read_image(path)
+            images.append(torch.round(img * 255).to(torch.uint8))
+            names.append(str(path))
+    return images, names
+
+
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """One of the 8 rotations/flips of the last two axes (k in 0..7)."""
+    if k >= 4:
+        x = x.flip(-1)
+    return torch.rot90(x, k % 4, dims=(-2, -1))
+
+
+class SRPatchBatches(Dataset):
+    """Item ``step`` is the training batch (lr, hr) of that step."""
+
+    def __init__(self, folders: list[str], *, scale: int, patch_size: int, batch_size: int,
+                 channels: int = 1, augment: bool = True, seed: int = 0, total_steps: int = 0):
+        self.scale = scale
+        self.hr_size = scale * (patch_size // scale)  # HR patch must be a multiple of the scale
+        self.batch_size = batch_size
+        self.channels = channels
+        self.augment = augment
+        self.seed = seed
+        self.total_steps = total_steps
+        self.images, names = load_image_folders(folders)
+        small = [n for n, im in zip(names, self.images)
+                 if min(im.shape[-2:]) < self.hr_size]
+        if small:
+            raise DensekitError(f"{small[0]}: smaller than the {self.hr_size}px training patch "
+                                f"(data.patch_size); remove it or lower the patch size")
+
+    def __len__(self) -> int:
+        return self.total_steps
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(step))
+        n = len(self.images)
+        p = self.hr_size
+        lrs, hrs = [], []
+        for _ in range(self.batch_size):
+            img = self.images[int(torch.randint(n, (1,), generator=g))]
+            h, w = img.shape[-2:]
+            y = int(torch.randint(h - p + 1, (1,), generator=g))
+            x = int(torch.randint(w - p + 1, (1,), generator=g))
+            k = int(torch.randint(8, (1,), generator=g)) if self.augment else 0
+            hr = dihedral(img[:, y:y + p, x:x + p], k).to(torch.float64) / 255
+            # exactly as the evaluation protocol: rounded Y (or RGB), then unrounded bicubic LR
+            hr = ground_truth_y(hr) if self.channels == 1 else to_model_channels(hr, 3)
+            hrs.append(hr.float())
+            lrs.append(make_lr(hr, self.scale).float())
+        return torch.stack(lrs), torch.stack(hrs)
+
+
+def _worker_init(_):
+    torch.set_num_threads(1)  # leave the cores to the training step
+
+
+def batch_stream(data: SRPatchBatches | Dataset, start_step: int, total_steps: int,
+                 workers: int = 1):
+    """Iterate over the batches of steps start_step..total_steps-1, prefetched by workers."""
+    loader = DataLoader(data, batch_size=None, sampler=range(start_step, total_steps),
+                        num_workers=workers, worker_init_fn=_worker_init if workers else None,
+                        persistent_workers=False, prefetch_factor=4 if workers else None)
+    return iter(loader)
+
+
+def check_folders(folders: list[str], key: str) -> None:
+    for f in folders:
+        if not Path(f).is_dir():
+            raise DensekitError(f"{key}: {f} is not a folder")

@@ -1,0 +1,85 @@
+"""Atomic checkpoints: written to a temporary file, fsynced, then renamed into place.
+
+A reader never sees a half-written checkpoint under its final name, and a crash during a write
+leaves the previous checkpoint intact. ``find_resume`` picks the newest checkpoint that loads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+
+from densekit.errors import DensekitError
+
+CKPT_RE = re.compile(r"^step_(\d{8})\.pt$")
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise DensekitError(f"{path}: cannot write checkpoint ({e.strerror or e}); "
+                                "the previous checkpoint is kept") from None
+        raise
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise DensekitError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated / not a torch file / pickle error
+        raise DensekitError(f"{path}: not a valid checkpoint ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:120] if str(e) else 'corrupt'})") from None
+    if not isinstance(state, dict):
+        raise DensekitError(f"{path}: not a densekit checkpoint")
+    return state
+
+
+def list_checkpoints(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if CKPT_RE.match(p.name))
+
+
+def find_resume(folder: str | Path) -> Path | None:
+    """Newest checkpoint in ``folder`` that loads; corrupt ones are skipped."""
+    for path in reversed(list_checkpoints(folder)):
+        try:
+            load_checkpoint(path)
+            return path
+        except DensekitError:
+            continue
+    return None
+
+
+def prune(folder: str | Path, keep: int) -> None:
+    for path in list_checkpoints(folder)[:-keep]:
+        path.unlink(missing_ok=True)
+
+
+def checkpoint_path(folder: str | Path, step: int) -> Path:
+    return Path(folder) / f"step_{step:08d}.pt"

@@ -1,0 +1,247 @@
+"""The one training loop shared by every task.
+
+A task (SR, segmentation, adversarial segmentation) supplies its modules, optimizers, a
+step-indexed batch stream and a ``train_step``; the :class:`Trainer` owns everything else:
+device and precision, seeding, the loop, LR schedules, validation, logging, progress, atomic
+checkpoints with full state, resume, and clean stops on SIGTERM/Ctrl-C.
+
+Batches are a pure function of (seed, step), so a resumed run sees exactly the batches the
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import torch
+from tqdm import tqdm
+
+from densekit.config import check
+from densekit.engine import checkpoint as ckpt
+from densekit.engine.logger import RunLogger
+from densekit.engine.precision import Precision, resolve_device, resolve_precision
+from densekit.errors import DensekitError
+
+
+@dataclass
+class EngineConfig:
+    out_dir: str = "runs/default"
+    device: str = "auto"
+    precision: str = check("auto", choices=["auto", "fp32", "bf16", "fp16"])
+    channels_last: bool = True
+    seed: int = 0
+    deterministic: bool = False
+    threads: int = check(0, min=0, help="torch intra-op threads (0 = torch default)")
+    log_every: int = check(50, min=1)
+    ckpt_every: int = check(1000, min=1, help="steps between checkpoints")
+    keep_ckpts: int = check(3, min=1)
+    tensorboard: bool = True
+    progress: bool = True
+
+
+class Task(Protocol):
+    """What a task gives the trainer."""
+
+    modules: dict[str, torch.nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
+
+    def batches(self, start_step: int) -> Iterator: ...
+    def train_step(self, batch, step: int) -> dict[str, float]: ...
+    def validate(self) -> dict[str, float]: ...
+    def signature(self) -> dict: ...
+    def extra_state(self) -> dict: ...
+    def load_extra_state(self, state: dict) -> None: ...
+    def export(self, path: Path) -> None: ...
+
+
+def setup_engine(cfg: EngineConfig) -> Precision:
+    """Seed, threads, determinism, device and precision for a run."""
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    device = resolve_device(cfg.device)
+    return Precision(device, resolve_precision(cfg.precision, device), cfg.channels_last)
+
+
+class _StopRequest:
+    """Turns SIGTERM/SIGINT into a flag checked between steps."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not in the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class Trainer:
+    def __init__(self, task: Task, cfg: EngineConfig, *, total_steps: int, iters_per_epoch: int,
+                 val_every: int, batch_size: int, config_dict: dict, command: str = "densekit",
+                 rank: int = 0):
+        self.task = task
+        self.cfg = cfg
+        self.total_steps = total_steps
+        self.iters_per_epoch = iters_per_epoch
+        self.val_every = val_every
+        self.batch_size = batch_size
+        self.config_dict = config_dict
+        self.command = command
+        self.rank = rank
+        self.out_dir = Path(cfg.out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.step = 0
+        self.log = RunLogger(self.out_dir, cfg.tensorboard, enabled=(rank == 0))
+
+    # ---- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "format": "densekit-checkpoint-1",
+            "step": self.step,
+            "signature": self.task.signature(),
+            "config": self.config_dict,
+            "modules": {k: m.state_dict() for k, m in self.task.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.task.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.task.schedulers.items()},
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "task": self.task.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict, path: Path) -> None:
+        if state.get("format") != "densekit-checkpoint-1":
+            raise DensekitError(f"{path}: not a densekit training checkpoint")
+        mine, theirs = self.task.signature(), state.get("signature", {})
+        diff = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+        if diff:
+            k = diff[0]
+            raise DensekitError(f"{path}: checkpoint is for a different run ({k}: checkpoint has "
+                                f"{theirs.get(k)!r}, config has {mine.get(k)!r})")
+        try:
+            for k, m in self.task.modules.items():
+                m.load_state_dict(state["modules"][k])
+            for k, o in self.task.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, s in self.task.schedulers.items():
+                s.load_state_dict(state["schedulers"][k])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise DensekitError(f"{path}: checkpoint does not match the model "
+                                f"({str(e).splitlines()[0][:160]})") from None
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"].get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.task.load_extra_state(state.get("task", {}))
+        self.step = int(state["step"])
+
+    def save(self) -> Path:
+        path = ckpt.checkpoint_path(self.ckpt_dir, self.step)
+        if self.rank == 0:
+            ckpt.atomic_torch_save(self.state_dict(), path)
+            ckpt.prune(self.ckpt_dir, self.cfg.keep_ckpts)
+        return path
+
+    def resume(self, resume: str | None) -> None:
+        if not resume:
+            if ckpt.list_checkpoints(self.ckpt_dir):
+                raise DensekitError(f"{self.out_dir}: already holds checkpoints; pass --resume "
+                                    "auto to continue that run, or choose another "
+                                    "engine.out_dir")
+            return
+        if resume == "auto":
+            path = ckpt.find_resume(self.ckpt_dir)
+            if path is None:
+                self.log.info(f"no checkpoint in {self.ckpt_dir}; starting from scratch")
+                return
+        else:
+            path = Path(resume)
+        self.load_state_dict(ckpt.load_checkpoint(path), path)
+        self.log.info(f"resumed from {path} at step {self.step}")
+
+    # ---- loop --------------------------------------------------------------------------------
+    def fit(self, resume: str | None = None) -> dict:
+        self.resume(resume)
+        if self.rank == 0:
+            self.log.info(f"run folder {self.out_dir}: steps {self.step}->{self.total_steps}, "
+                          f"device {self.task_precision_desc()}")
+        sums: dict[str, float] = {}
+        count = 0
+        t_last = time.perf_counter()
+        last_val: dict = {}
+        batches = self.task.batches(self.step)
+        with _StopRequest() as stop, tqdm(total=self.total_steps, initial=self.step,
+                                          disable=not (self.cfg.progress and self.rank == 0),
+                                          unit="step", dynamic_ncols=True,
+                                          mininterval=1.0) as bar:
+            while self.step < self.total_steps:
+                batch = next(batches)
+                metrics = self.task.train_step(batch, self.step)
+                bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+                if bad:
+                    raise DensekitError(
+                        f"non-finite {bad[0]} at step {self.step}; the last checkpoint in "
+                        f"{self.ckpt_dir} is intact (lower the learning rate or use fp32)")
+                for s in self.task.schedulers.values():
+                    s.step()
+                self.step += 1
+                bar.update(1)
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
+                    now = time.perf_counter()
+                    row = {k: v / count for k, v in sums.items()}
+                    for name, opt in self.task.optimizers.items():
+                        row[f"lr_{name}"] = opt.param_groups[0]["lr"]
+                    row["samples_per_s"] = count * self.batch_size / max(now - t_last, 1e-9)
+                    self.log.scalars(self.step, row, "train")
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
+                                     if not k.startswith("lr_")}, refresh=False)
+                    sums, count, t_last = {}, 0, now
+                if self.val_every and (self.step % self.val_every == 0
+                                       or self.step == self.total_steps):
+                    last_val = self.task.validate()
+                    if last_val:
+                        self.log.scalars(self.step, last_val, "val")
+                        self.log.info(f"step {self.step}: " + ", ".join(
+                            f"{k} {v:.4f}" for k, v in last_val.items()))
+                if self.step % self.cfg.ckpt_every == 0 or self.step == self.total_steps:
+                    self.save()
+                if stop.signum is not None and self.step < self.total_steps:
+                    path = self.save()
+                    self.log.info(f"stopped by signal {stop.signum} at step {self.step}; "
+                                  f"checkpoint {path}. Resume with: {self.command} --resume auto")
+                    self.log.close()
+                    raise SystemExit(128 + stop.signum)
+        if self.rank == 0:
+            self.task.export(self.out_dir / "weights.pt")
+            self.log.info(f"done: weights {self.out_dir / 'weights.pt'}")
+        self.log.close()
+        return last_val
+
+    def task_precision_desc(self) -> str:
+        p = getattr(self.task, "precision", None)
+        if p is None:
+            return "?"
+        return f"{p.device.type}, {p.mode}{', channels_last' if p.channels_last else ''}"

@@ -1,0 +1,215 @@
+"""Super-resolution task: config schema, training task for the engine, weights files."""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from densekit.config import check, load_config, to_dict
+from densekit.data.sr import SRPatchBatches, batch_stream, check_folders
+from densekit.engine.optim import OptimConfig, SchedulerConfig, build_optimizer, build_scheduler
+from densekit.engine.trainer import EngineConfig, Trainer, setup_engine
+from densekit.errors import DensekitError
+from densekit.models.sr import SR_MODELS, build_sr_model
+
+SCALES = (2, 3, 4)
+
+
+@dataclass
+class SRModelConfig:
+    name: str = check("hdcn", choices=sorted(SR_MODELS))
+    scale: int = check(2, choices=list(SCALES))
+    channels: int = check(1, choices=[1, 3], help="1 = luminance (Y), 3 = RGB")
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class SRDataConfig:
+    train: list[str] = field(default_factory=lambda: ["../shared/data/sr/T91",
+                                                      "../shared/data/sr/BSD200"])
+    val: list[str] = field(default_factory=lambda: ["../shared/data/sr/Set5"])
+    patch_size: int = check(64, min=8, help="HR crop size (rounded down to a multiple of scale)")
+    augment: bool = True
+    workers: int = check(1, min=0)
+
+
+@dataclass
+class SRTrainConfig:
+    epochs: int = check(100, min=1)
+    iters_per_epoch: int = check(1000, min=1)
+    batch_size: int = check(32, min=1)
+    optimizer: OptimConfig = field(default_factory=lambda: OptimConfig(
+        name="adam", lr=1e-3, betas=[0.9, 0.9999], eps=1e-8))
+    scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig(
+        name="step", step_epochs=20, gamma=0.5))
+    l2: float = check(1e-3, min=0, help="beta of eq. 14: loss += beta * sum(w^2) / 2")
+    grad_clip: float = check(0.0, min=0)
+    val_every_epochs: int = check(1, min=0, help="0 = no validation")
+
+
+@dataclass
+class SRConfig:
+    task: str = check("sr", choices=["sr"])
+    model: SRModelConfig = field(default_factory=SRModelConfig)
+    data: SRDataConfig = field(default_factory=SRDataConfig)
+    train: SRTrainConfig = field(default_factory=SRTrainConfig)
+    engine: EngineConfig = field(default_factory=lambda: EngineConfig(out_dir="runs/sr"))
+
+
+# ---- weights files ---------------------------------------------------------------------------
+WEIGHTS_FORMAT = "densekit-sr-weights-1"
+
+
+def save_weights(path: Path, model: nn.Module, mcfg: SRModelConfig, meta: dict | None = None):
+    from densekit.engine.checkpoint import atomic_torch_save
+
+    state = {k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.cpu()
+             for k, v in model.state_dict().items()}
+    atomic_torch_save({"format": WEIGHTS_FORMAT, "model": mcfg.name, "scale": mcfg.scale,
+                       "channels": mcfg.channels, "options": dict(mcfg.options),
+                       "state_dict": state, "meta": meta or {}}, path)
+
+
+def shipped_weights(name: str, scale: int) -> Path | None:
+    ref = resources.files("densekit") / "weights" / f"{name}_x{scale}.pt"
+    path = Path(str(ref))
+    return path if path.is_file() else None
+
+
+def load_sr_model(name: str, scale: int, weights: str | Path | None = None) -> nn.Module:
+    """An SR model ready for inference: bicubic, shipped weights, or a weights/checkpoint file."""
+    if name == "bicubic":
+        return build_sr_model("bicubic", scale).eval()
+    if weights is None:
+        weights = shipped_weights(name, scale)
+        if weights is None:
+            raise DensekitError(f"--weights: no shipped weights for {name} x{scale}; "
+                                "pass a weights file from 'densekit sr train'")
+    from densekit.engine.checkpoint import load_checkpoint
+
+    path = Path(weights)
+    state = load_checkpoint(path)
+    if state.get("format") == "densekit-checkpoint-1":  # a training checkpoint also works
+        cfg = state["config"]["model"]
+        state = {"model": cfg["name"], "scale": cfg["scale"], "channels": cfg["channels"],
+                 "options": cfg["options"], "state_dict": state["modules"]["model"]}
+    elif state.get("format") != WEIGHTS_FORMAT:
+        raise DensekitError(f"{path}: not a densekit SR weights file")
+    if state["model"] != name:
+        raise DensekitError(f"{path}: weights are for model {state['model']}, not {name}")
+    if state["scale"] != scale:
+        raise DensekitError(f"{path}: weights are for scale x{state['scale']}; unsupported "
+                            f"scale x{scale} for these weights")
+    model = build_sr_model(name, scale, state["channels"], **state["options"])
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as e:
+        raise DensekitError(f"{path}: weights do not fit {name} "
+                            f"({str(e).splitlines()[0][:120]})") from None
+    return model.eval()
+
+
+# ---- training --------------------------------------------------------------------------------
+class SRTask:
+    def __init__(self, cfg: SRConfig):
+        self.cfg = cfg
+        self.precision = setup_engine(cfg.engine)
+        check_folders(cfg.data.train, "data.train")
+        check_folders(cfg.data.val, "data.val")
+        m = cfg.model
+        model = build_sr_model(m.name, m.scale, m.channels, **m.options)
+        if not any(p.requires_grad for p in model.parameters()):
+            raise DensekitError(f"model.name: {m.name} has nothing to train")
+        self.model = self.precision.prepare(model)
+        t = cfg.train
+        self.total_steps = t.epochs * t.iters_per_epoch
+        self.modules = {"model": self.model}
+        opt = build_optimizer(t.optimizer, self.model.parameters())
+        self.optimizers = {"model": opt}
+        self.schedulers = {"model": build_scheduler(t.scheduler, opt, self.total_steps,
+                                                    t.iters_per_epoch)}
+        self.weights = [p for n, p in self.model.named_parameters() if p.dim() > 1]
+        self.data = SRPatchBatches(cfg.data.train, scale=m.scale, patch_size=cfg.data.patch_size,
+                                   batch_size=t.batch_size, channels=m.channels,
+                                   augment=cfg.data.augment, seed=cfg.engine.seed,
+                                   total_steps=self.total_steps)
+
+    def batches(self, start_step: int):
+        return batch_stream(self.data, start_step, self.total_steps, self.cfg.data.workers)
+
+    def train_step(self, batch, step: int) -> dict[str, float]:
+        lr, hr = (self.precision.input(t) for t in batch)
+        self.model.train()
+        with self.precision.autocast():
+            out = self.model(lr)
+        mse = F.mse_loss(out.float(), hr)
+        loss = mse
+        if self.cfg.train.l2 > 0:
+            loss = loss + self.cfg.train.l2 * 0.5 * sum(w.float().pow(2).sum()
+                                                        for w in self.weights)
+        opt = self.optimizers["model"]
+        opt.zero_grad(set_to_none=True)
+        self.precision.backward_step(loss, opt, self.model.parameters(), self.cfg.train.grad_clip)
+        m = mse.item()
+        return {"loss": loss.item(), "mse": m, "psnr": -10 * math.log10(max(m, 1e-12))}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        from densekit.tasks.sr_eval import evaluate_folder
+
+        self.model.eval()
+        out = {}
+        for folder in self.cfg.data.val:
+            r = evaluate_folder(self.model, folder, self.cfg.model.scale,
+                                device=self.precision.device, autocast=self.precision.autocast)
+            out[f"psnr_{r['dataset']}"] = r["psnr"]
+            out[f"ssim_{r['dataset']}"] = r["ssim"]
+        self.model.train()
+        return out
+
+    def signature(self) -> dict:
+        m = self.cfg.model
+        return {"task": "sr", "model": m.name, "scale": m.scale, "channels": m.channels,
+                "options": dict(sorted(m.options.items())),
+                "batch_size": self.cfg.train.batch_size, "seed": self.cfg.engine.seed}
+
+    def extra_state(self) -> dict:
+        return {"precision": self.precision.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.precision.load_state_dict(state.get("precision"))
+
+    def export(self, path: Path) -> None:
+        save_weights(path, self.model, self.cfg.model,
+                     meta={"steps": self.total_steps, "config": to_dict(self.cfg)})
+
+
+def train(config: str | None, overrides: list[str], resume: str | None = None) -> dict:
+    cfg = load_config(SRConfig, config, overrides)
+    cfg.engine.out_dir = format_out_dir(cfg.engine.out_dir, model=cfg.model.name,
+                                        scale=cfg.model.scale, seed=cfg.engine.seed)
+    task = SRTask(cfg)
+    t = cfg.train
+    cmd = "densekit sr train" + (f" --config {shlex.quote(config)}" if config else "") + "".join(
+        f" --set {shlex.quote(o)}" for o in overrides)
+    trainer = Trainer(task, cfg.engine, total_steps=task.total_steps,
+                      iters_per_epoch=t.iters_per_epoch,
+                      val_every=t.val_every_epochs * t.iters_per_epoch,
+                      batch_size=t.batch_size, config_dict=to_dict(cfg), command=cmd)
+    return trainer.fit(resume)
+
+
+def format_out_dir(template: str, **fields) -> str:
+    """Fill ``{model}``, ``{scale}``, ``{seed}`` placeholders of engine.out_dir."""
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError, ValueError) as e:
+        raise DensekitError(f"engine.out_dir: bad placeholder in {template!r} ({e}); "
+                            f"known: {', '.join('{' + k + '}' for k in fields)}") from None

@@ -1,0 +1,60 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+
+def shared_data() -> Path | None:
+    """../shared/data beside the repository (or $DENSEKIT_SHARED/data), if present."""
+    env = os.environ.get("DENSEKIT_SHARED")
+    for cand in ([Path(env) / "data", Path(env)] if env else []) + [
+            Path(__file__).resolve().parents[2] / "shared" / "data"]:
+        if (cand / "sr").is_dir():
+            return cand
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def smooth_image(rng, h, w, channels=3):
+    """A smooth, textured natural-ish uint8 image (so SR has something to learn)."""
+    small = rng.random((h // 8 + 2, w // 8 + 2, channels))
+    img = Image.fromarray((small * 255).astype(np.uint8).squeeze())
+    img = img.resize((w, h), Image.BICUBIC)
+    arr = np.asarray(img).astype(np.float64)
+    arr += rng.normal(0, 6, arr.shape)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def sr_folder(tmp_path):
+    """A folder of 4 small RGB images and 1 grayscale image."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(smooth_image(rng, 60 + 4 * i, 72)).save(folder / f"im{i}.png")
+    Image.fromarray(smooth_image(rng, 64, 64, 1)).save(folder / "gray.png")
+    return folder
+
+
+def tiny_sr_config(folder, out_dir, **extra):
+    """Overrides for a seconds-long SR training run on ``folder``."""
+    sets = {
+        "model.name": "hdcn", "model.scale": 2,
+        "model.options": "{features: 8, init: kaiming}",
+        "data.train": f"[{folder}]", "data.val": f"[{folder}]", "data.patch_size": 24,
+        "data.workers": 0, "train.epochs": 3, "train.iters_per_epoch": 2,
+        "train.batch_size": 4, "train.val_every_epochs": 0, "train.scheduler.step_epochs": 1,
+        "engine.out_dir": str(out_dir), "engine.ckpt_every": 2, "engine.keep_ckpts": 10,
+        "engine.progress": False, "engine.tensorboard": False, "engine.precision": "fp32",
+        "engine.log_every": 1,
+    }
+    sets.update(extra)
+    return [f"{k}={v}" for k, v in sets.items()]

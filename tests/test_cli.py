@@ -1,0 +1,71 @@
+"""The command line: eval output format, models table, train errors."""
+
+import json
+
+import pytest
+
+from densekit.cli.main import main
+
+from conftest import shared_data, tiny_sr_config
+
+
+def test_eval_json_on_two_folders(sr_folder, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    for p in sorted(sr_folder.iterdir())[:2]:
+        (other / p.name).write_bytes(p.read_bytes())
+    assert main(["sr", "eval", "--model", "bicubic", "--scale", "2", "--data", str(sr_folder),
+                 "--data", str(other), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["dataset"] for r in rows] == ["hr", "other"]
+    assert [r["images"] for r in rows] == [5, 2]
+    for r in rows:
+        assert set(r) == {"dataset", "model", "scale", "psnr", "ssim", "images", "seconds"}
+        assert r["model"] == "bicubic" and r["scale"] == 2
+        assert 15 < r["psnr"] < 60 and 0 < r["ssim"] <= 1
+
+
+@pytest.mark.skipif(shared_data() is None, reason="../shared/data not present")
+def test_eval_bicubic_set5_matches_published():
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert main(["sr", "eval", "--model", "bicubic", "--scale", "2", "--json", "--data",
+                     str(shared_data() / "sr" / "Set5")]) == 0
+    (row,) = json.loads(buf.getvalue())
+    assert abs(row["psnr"] - 33.66) < 0.05 and abs(row["ssim"] - 0.9299) < 0.001
+
+
+def test_models_table(capsys):
+    assert main(["sr", "models", "--scales", "2", "--json"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["srcnn"]["params"] == 57281
+    assert rows["bicubic"]["params"] == 0
+    assert rows["hdcn"]["flops_per_pixel"] < rows["vdsr"]["flops_per_pixel"] / 2
+
+
+def test_train_cli_config_errors_are_one_line(tmp_path, sr_folder, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train: {epocs: 3}\n")
+    assert main(["sr", "train", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "c.yaml: train.epocs: unknown key" in err and err.count("\n") == 1
+    sets = tiny_sr_config(sr_folder, tmp_path / "r")
+    args = ["sr", "train"] + [x for s in sets for x in ("--set", s)]
+    assert main(args + ["--set", "data.train=[/no/such/dir]"]) == 2
+    assert "data.train: /no/such/dir is not a folder" in capsys.readouterr().err
+    assert main(args + ["--set", "model.options={bogus: 1}"]) == 2
+    assert "unknown option 'bogus'" in capsys.readouterr().err
+
+
+def test_train_then_eval_a_checkpoint(tmp_path, sr_folder, capsys):
+    sets = tiny_sr_config(sr_folder, tmp_path / "r")
+    assert main(["sr", "train"] + [x for s in sets for x in ("--set", s)]) == 0
+    capsys.readouterr()
+    for w in (tmp_path / "r" / "weights.pt", tmp_path / "r" / "checkpoints" / "step_00000006.pt"):
+        assert main(["sr", "eval", "--model", "hdcn", "--scale", "2", "--data", str(sr_folder),
+                     "--weights", str(w), "--json", "--precision", "fp32"]) == 0
+        (row,) = json.loads(capsys.readouterr().out)
+        assert row["images"] == 5

@@ -1,0 +1,104 @@
+"""The shared engine on a seconds-long SR run: checkpoints, resume equality, refusals."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from densekit.engine.checkpoint import find_resume, list_checkpoints, load_checkpoint
+from densekit.errors import DensekitError
+from densekit.tasks.sr import train
+
+from conftest import tiny_sr_config
+
+
+def weights(out_dir):
+    return torch.load(out_dir / "weights.pt", weights_only=True)["state_dict"]
+
+
+def test_run_writes_checkpoints_logs_and_weights(sr_folder, tmp_path):
+    out = tmp_path / "run"
+    train(None, tiny_sr_config(sr_folder, out, **{"train.val_every_epochs": 1}))
+    names = [p.name for p in list_checkpoints(out / "checkpoints")]
+    assert names == ["step_00000002.pt", "step_00000004.pt", "step_00000006.pt"]
+    state = load_checkpoint(out / "checkpoints" / names[-1])
+    assert state["step"] == 6
+    assert set(state) >= {"modules", "optimizers", "schedulers", "rng", "config", "signature"}
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["split"] == "train"]
+    val_rows = [r for r in rows if r["split"] == "val"]
+    assert [r["step"] for r in train_rows] == [1, 2, 3, 4, 5, 6]
+    assert all("loss" in r and "samples_per_s" in r for r in train_rows)
+    assert len(val_rows) == 3 and all("psnr_hr" in r for r in val_rows)
+    # lr halves every epoch (step scheduler, 2 iterations per epoch)
+    assert [r["lr_model"] for r in train_rows][::2] == pytest.approx([1e-3, 5e-4, 2.5e-4])
+    assert set(weights(out)) == set(state["modules"]["model"])
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(sr_folder, tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(None, tiny_sr_config(sr_folder, full))
+    # an interrupted run: only the step-2 checkpoint survived
+    (part / "checkpoints").mkdir(parents=True)
+    shutil.copy(full / "checkpoints" / "step_00000002.pt", part / "checkpoints")
+    train(None, tiny_sr_config(sr_folder, part), resume="auto")
+    a, b = weights(full), weights(part)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_resume_auto_skips_a_truncated_checkpoint(sr_folder, tmp_path):
+    out = tmp_path / "run"
+    train(None, tiny_sr_config(sr_folder, out))
+    last = out / "checkpoints" / "step_00000006.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    assert find_resume(out / "checkpoints").name == "step_00000004.pt"
+    with pytest.raises(DensekitError, match="step_00000006.pt: not a valid checkpoint"):
+        train(None, tiny_sr_config(sr_folder, out), resume=str(last))
+
+
+def test_refuses_checkpoint_of_another_run(sr_folder, tmp_path):
+    out = tmp_path / "run"
+    train(None, tiny_sr_config(sr_folder, out))
+    with pytest.raises(DensekitError, match=r"different run \(scale: checkpoint has 2"):
+        train(None, tiny_sr_config(sr_folder, out, **{"model.scale": 3}), resume="auto")
+
+
+def test_refuses_to_overwrite_a_run_without_resume(sr_folder, tmp_path):
+    out = tmp_path / "run"
+    train(None, tiny_sr_config(sr_folder, out))
+    with pytest.raises(DensekitError, match="already holds checkpoints"):
+        train(None, tiny_sr_config(sr_folder, out))
+
+
+def test_loss_decreases(sr_folder, tmp_path):
+    out = tmp_path / "run"
+    train(None, tiny_sr_config(sr_folder, out, **{"train.epochs": 1, "train.iters_per_epoch": 40,
+                                                  "train.scheduler.name": "constant"}))
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["mse"] for r in rows if r["split"] == "train"]
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+def test_training_batches_follow_the_protocol(sr_folder):
+    from densekit.data.sr import SRPatchBatches
+    from densekit.tasks.sr_eval import make_lr
+
+    data = SRPatchBatches([str(sr_folder)], scale=3, patch_size=25, batch_size=3, channels=1,
+                          seed=1, total_steps=10)
+    lr, hr = data[4]
+    assert hr.shape == (3, 1, 24, 24) and lr.shape == (3, 1, 8, 8)  # HR crop multiple of 3
+    # Y at uint8 levels, LR = MATLAB bicubic of it; pure function of the step
+    assert torch.allclose(hr * 255, torch.round(hr * 255), atol=1e-4)
+    torch.testing.assert_close(lr, make_lr(hr.double(), 3).float())
+    lr2, hr2 = data[4]
+    assert torch.equal(lr, lr2) and torch.equal(hr, hr2)
+    assert not torch.equal(data[5][1], hr)
+
+
+def test_patch_larger_than_images_is_a_clear_error(sr_folder):
+    from densekit.data.sr import SRPatchBatches
+
+    with pytest.raises(DensekitError, match="smaller than the 200px training patch"):
+        SRPatchBatches([str(sr_folder)], scale=2, patch_size=200, batch_size=2)

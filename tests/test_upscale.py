@@ -1,0 +1,141 @@
+"""Upscaling users' images: tiling equality, image kinds, bad input, atomic outputs."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from densekit.cli.main import main
+from densekit.data.image_io import read_image
+from densekit.models.sr import build_sr_model
+from densekit.tasks.sr import SRModelConfig, load_sr_model, save_weights
+from densekit.tasks.sr_upscale import tiled_forward, upscale_files
+
+from conftest import smooth_image
+
+
+def random_model(name, scale, **opts):
+    torch.manual_seed(0)
+    m = build_sr_model(name, scale, 1, **opts)
+    for p in m.parameters():  # non-trivial weights (paper init gives ~0 outputs)
+        torch.nn.init.normal_(p, 0, 0.05)
+    return m.eval()
+
+
+@pytest.mark.parametrize("name, scale, opts", [
+    ("hdcn", 2, {"features": 8}), ("hdcn", 3, {"features": 8}), ("hdcn", 4, {"features": 8}),
+    ("hdcn", 3, {"features": 8, "encdec_depth": 2}), ("srcnn", 3, {}), ("bicubic", 2, {}),
+])
+@pytest.mark.parametrize("size, tile", [((37, 29), 8), ((40, 52), 16), ((23, 61), 10)])
+def test_tiled_equals_untiled(name, scale, opts, size, tile):
+    model = random_model(name, scale, **opts)
+    x = torch.rand(1, 1, *size)
+    full = tiled_forward(model, x, 0)
+    tiled = tiled_forward(model, x, tile)
+    assert tiled.shape == full.shape == (1, 1, size[0] * scale, size[1] * scale)
+    torch.testing.assert_close(tiled, full, rtol=0, atol=1e-5)
+
+
+@pytest.fixture
+def weights_x2(tmp_path):
+    path = tmp_path / "w.pt"
+    m = random_model("hdcn", 2, features=8)
+    save_weights(path, m, SRModelConfig(name="hdcn", scale=2, options={"features": 8}))
+    return path
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    rng = np.random.default_rng(1)
+    d = tmp_path / "in"
+    d.mkdir()
+    rgb = smooth_image(rng, 30, 41)
+    Image.fromarray(rgb).save(d / "rgb.png")
+    Image.fromarray(rgb).save(d / "photo.jpg", quality=90)
+    Image.fromarray(smooth_image(rng, 25, 20, 1)).save(d / "gray.png")
+    rgba = np.concatenate([rgb, np.full((30, 41, 1), 128, np.uint8)], axis=2)
+    Image.fromarray(rgba, "RGBA").save(d / "alpha.png")
+    g16 = (smooth_image(rng, 22, 26, 1).astype(np.uint16) * 257)
+    Image.fromarray(g16).save(d / "deep.png")
+    Image.fromarray(rgb).convert("P").save(d / "palette.png")
+    return d
+
+
+def test_upscale_every_kind_of_image(inputs, tmp_path, weights_x2):
+    model = load_sr_model("hdcn", 2, weights_x2)
+    out = tmp_path / "out"
+    res = upscale_files(model, [str(inputs)], out, tile=12, progress=False)
+    assert res["failed"] == []
+    assert len(res["written"]) == 6
+    modes = {p.name: Image.open(p).mode for p in out.iterdir()}
+    assert modes == {"rgb_x2.png": "RGB", "photo_x2.png": "RGB", "gray_x2.png": "L",
+                     "alpha_x2.png": "RGBA", "deep_x2.png": "I;16", "palette_x2.png": "RGB"}
+    assert Image.open(out / "rgb_x2.png").size == (82, 60)
+    alpha = np.asarray(Image.open(out / "alpha_x2.png"))[..., 3]
+    assert alpha.min() == alpha.max() == 128  # constant alpha stays constant
+    deep, _ = read_image(out / "deep_x2.png")
+    assert deep.shape == (1, 44, 52)
+
+
+def test_bicubic_model_on_an_rgb_image_matches_imresize(inputs, tmp_path):
+    from densekit.data.imresize import imresize
+
+    out = tmp_path / "out"
+    upscale_files(load_sr_model("bicubic", 3), [str(inputs / "gray.png")], out, progress=False)
+    img, _ = read_image(inputs / "gray.png")
+    got, _ = read_image(out / "gray_x3.png")
+    want = torch.floor(imresize(img.double(), 3).clamp(0, 1) * 255 + 0.5) / 255
+    torch.testing.assert_close(got.double(), want, rtol=0, atol=1e-6)
+
+
+def test_bad_inputs_are_reported_and_the_rest_processed(inputs, tmp_path, weights_x2, capsys):
+    (inputs / "notes.png").write_text("not an image")
+    good = (inputs / "rgb.png").read_bytes()
+    (inputs / "cut.png").write_bytes(good[: len(good) // 2])
+    (inputs / "empty.png").write_bytes(b"")
+    out = tmp_path / "out"
+    code = main(["sr", "upscale", str(inputs), str(tmp_path / "missing.png"), "--scale", "2",
+                 "--weights", str(weights_x2), "-o", str(out), "-q"])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("densekit: error: ") for line in err)
+    for name in ("notes.png", "cut.png", "empty.png", "missing.png"):
+        assert any(name in line for line in err)
+    written = sorted(p.name for p in out.iterdir())
+    assert len(written) == 6 and not any(n.startswith(".") for n in written)
+    assert not (out / "notes_x2.png").exists() and not (out / "cut_x2.png").exists()
+
+
+def test_user_errors_are_one_line(inputs, tmp_path, weights_x2, capsys):
+    cases = [
+        (["sr", "upscale", str(inputs / "rgb.png"), "--scale", "3", "--weights",
+          str(weights_x2), "-o", str(tmp_path / "o")], "unsupported scale x3"),
+        (["sr", "upscale", str(inputs / "rgb.png"), "--scale", "2", "--weights",
+          str(tmp_path / "nope.pt"), "-o", str(tmp_path / "o")], "nope.pt: checkpoint not found"),
+        (["sr", "upscale", str(inputs / "rgb.png"), "--scale", "2", "--weights",
+          str(inputs / "rgb.png"), "-o", str(tmp_path / "o")], "rgb.png: not a valid checkpoint"),
+        (["sr", "upscale", str(inputs / "rgb.png"), "--scale", "2", "--model", "vdsr",
+          "--weights", str(weights_x2), "-o", str(tmp_path / "o")], "not vdsr"),
+        (["sr", "eval", "--model", "bicubic", "--scale", "2", "--data",
+          str(tmp_path / "nodata")], "nodata: not a folder"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+def test_unwritable_output_folder(inputs, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["sr", "upscale", str(inputs / "rgb.png"), "--scale", "2", "--model", "bicubic",
+                 "-o", str(blocker / "sub")])
+    assert code == 2
+    assert "output folder is not writable" in capsys.readouterr().err
+
+
+def test_bad_scale_is_an_argument_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sr", "upscale", "x.png", "--scale", "5", "-o", "out"])
+    assert e.value.code == 2
+    assert "scale must be 2, 3 or 4" in capsys.readouterr().err
