@@ -69,3 +69,10 @@ def test_train_then_eval_a_checkpoint(tmp_path, sr_folder, capsys):
                      "--weights", str(w), "--json", "--precision", "fp32"]) == 0
         (row,) = json.loads(capsys.readouterr().out)
         assert row["images"] == 5
+
+
+def test_models_timing(capsys):
+    assert main(["sr", "models", "--scales", "4", "--time", "32", "--precision", "fp32",
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 5 and all(r["ms_per_megapixel"] > 0 for r in rows)

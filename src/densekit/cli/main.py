@@ -97,20 +97,50 @@ def cmd_sr_models(args) -> int:
     from densekit.models.complexity import count_params, flops_per_pixel
     from densekit.models.sr import SR_MODELS, build_sr_model
 
+    prec = _engine(args) if args.time else None
     rows = []
     for name in SR_MODELS:
         for s in args.scales:
             m = build_sr_model(name, s)
-            rows.append({"model": name, "scale": s, "params": count_params(m),
-                         "flops_per_pixel": flops_per_pixel(m, (48, 48))})
+            row = {"model": name, "scale": s, "params": count_params(m),
+                   "flops_per_pixel": flops_per_pixel(m, (48, 48))}
+            if prec is not None:
+                row["ms_per_megapixel"] = inference_ms_per_megapixel(m, prec, args.time)
+            rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=1))
-    else:
-        print(f"{'model':<8} {'scale':>5} {'params':>10} {'FLOPs/pixel':>14}")
-        for r in rows:
-            print(f"{r['model']:<8} {'x' + str(r['scale']):>5} {r['params']:>10,} "
-                  f"{r['flops_per_pixel']:>14,.0f}")
+        return 0
+    timed = f" {'ms/Mpx out':>11}" if prec is not None else ""
+    print(f"{'model':<8} {'scale':>5} {'params':>10} {'FLOPs/pixel':>14}{timed}")
+    for r in rows:
+        t = f" {r['ms_per_megapixel']:>11,.0f}" if prec is not None else ""
+        print(f"{r['model']:<8} {'x' + str(r['scale']):>5} {r['params']:>10,} "
+              f"{r['flops_per_pixel']:>14,.0f}{t}")
+    if prec is not None:
+        print(f"(inference on a {args.time}x{args.time}-pixel output, {prec.device.type} "
+              f"{prec.mode}, median of 3 runs after a warm-up)")
     return 0
+
+
+def inference_ms_per_megapixel(model, prec, out_size: int) -> float:
+    """Median wall time of one forward pass, per output megapixel."""
+    import time
+
+    import torch
+
+    model = prec.prepare(model.eval())
+    lr = prec.input(torch.rand(1, model.channels, out_size // model.scale,
+                               out_size // model.scale))
+    times = []
+    with torch.no_grad(), prec.autocast():
+        for _ in range(4):
+            t0 = time.perf_counter()
+            model(lr)
+            if prec.device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+    pixels = (lr.shape[-1] * model.scale) * (lr.shape[-2] * model.scale)
+    return sorted(times[1:])[1] * 1000 / (pixels / 1e6)
 
 
 def cmd_demo(args) -> int:
@@ -165,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     mo = srs.add_parser("models", help="parameters and FLOPs per output pixel of every SR model")
     mo.add_argument("--scales", type=_scale, nargs="+", default=[2, 3, 4])
     mo.add_argument("--json", action="store_true")
+    mo.add_argument("--time", type=int, nargs="?", const=480, default=0, metavar="SIZE",
+                    help="also time CPU/GPU inference on a SIZE x SIZE output (default 480)")
+    _precision_args(mo)
     mo.set_defaults(func=cmd_sr_models)
 
     d = sub.add_parser("demo", help="the offline demo (make demo)")
