@@ -113,17 +113,17 @@ def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(sr_folder, tmp_path)
 
     out = tmp_path / "run"
     sets = tiny_sr_config(sr_folder, out, **{"train.epochs": 1, "train.iters_per_epoch": 100000,
-                                             "engine.ckpt_every": 100000})
+                                             "engine.ckpt_every": 100000, "data.workers": 1})
     cmd = [sys.executable, "-m", "densekit", "sr", "train"] + [x for s in sets
                                                                for x in ("--set", s)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env)
+                            env=env, start_new_session=True)
     deadline = time.time() + 120
     while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():
         assert proc.poll() is None and time.time() < deadline, proc.stdout.read()
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)  # the whole group, data worker included
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, output
     assert "Resume with: densekit sr train" in output and "--resume auto" in output

@@ -9,6 +9,7 @@ batches ahead of the training step without any shared state.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import torch
@@ -81,6 +82,10 @@ class SRPatchBatches(Dataset):
 
 def _worker_init(_):
     torch.set_num_threads(1)  # leave the cores to the training step
+    # Ctrl-C / SIGTERM go to the whole process group: the main process checkpoints and stops;
+    # a worker killed first would turn that clean stop into a crash.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def batch_stream(data: SRPatchBatches | Dataset, start_step: int, total_steps: int,
