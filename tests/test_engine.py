@@ -130,3 +130,57 @@ def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(sr_folder, tmp_path)
     (ckpt,) = list_checkpoints(out / "checkpoints")
     step = load_checkpoint(ckpt)["step"]
     assert step >= 1 and ckpt.name == f"step_{step:08d}.pt"
+
+
+def _nan_once_at(monkeypatch, bad_step):
+    """Make SRTask.train_step report a NaN loss (without updating) the first time it reaches
+    ``bad_step``."""
+    from densekit.tasks.sr import SRTask
+
+    real = SRTask.train_step
+    fired = []
+
+    def flaky(self, batch, step):
+        if step == bad_step and not fired:
+            fired.append(step)
+            return {"loss": float("nan"), "mse": float("nan"), "psnr": float("nan")}
+        return real(self, batch, step)
+
+    monkeypatch.setattr(SRTask, "train_step", flaky)
+    return fired
+
+
+def test_nonfinite_loss_rolls_back_and_replays(sr_folder, tmp_path, monkeypatch):
+    clean, faulty = tmp_path / "clean", tmp_path / "faulty"
+    train(None, tiny_sr_config(sr_folder, clean))
+    fired = _nan_once_at(monkeypatch, 3)
+    train(None, tiny_sr_config(sr_folder, faulty))
+    assert fired == [3]
+    assert "ROLLBACK 1/5: non-finite loss at step 3; back from step 3 to 2" in \
+        (faulty / "log.txt").read_text()
+    a, b = weights(clean), weights(faulty)
+    for k in a:  # the replay from the step-2 checkpoint reproduces the clean run exactly
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_nonfinite_loss_stop_and_skip_policies(sr_folder, tmp_path, monkeypatch):
+    _nan_once_at(monkeypatch, 3)
+    with pytest.raises(DensekitError, match="non-finite loss at step 3; the last checkpoint"):
+        train(None, tiny_sr_config(sr_folder, tmp_path / "stop",
+                                   **{"engine.nonfinite": "stop"}))
+    _nan_once_at(monkeypatch, 3)
+    train(None, tiny_sr_config(sr_folder, tmp_path / "skip", **{"engine.nonfinite": "skip"}))
+    assert "step 3: non-finite loss, update skipped" in (tmp_path / "skip" / "log.txt").read_text()
+    assert all(torch.isfinite(v).all() for v in weights(tmp_path / "skip").values())
+
+
+def test_backward_step_never_applies_a_nonfinite_loss():
+    from densekit.engine.precision import Precision
+
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([w], lr=0.1)
+    prec = Precision(torch.device("cpu"), "fp32")
+    assert prec.backward_step((w * float("inf")).sum(), opt) is False
+    assert torch.equal(w.detach(), torch.ones(3))
+    assert prec.backward_step((w * 2).sum(), opt) is True
+    assert torch.allclose(w.detach(), torch.full((3,), 0.8))

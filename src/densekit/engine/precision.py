@@ -73,14 +73,19 @@ class Precision:
         return x
 
     def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
-                      params=None, clip: float = 0.0) -> None:
-        """backward + (unscale, clip) + step + scaler update."""
+                      params=None, clip: float = 0.0) -> bool:
+        """backward + (unscale, clip) + step + scaler update. A non-finite loss is not applied
+        (returns False), so NaNs never reach the weights through this step."""
+        if not torch.isfinite(loss.detach()).all():
+            optimizer.zero_grad(set_to_none=True)
+            return False
         self.scaler.scale(loss).backward()
         if clip and clip > 0:
             self.scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, clip)
         self.scaler.step(optimizer)
         self.scaler.update()
+        return True
 
     def state_dict(self):
         return {"scaler": self.scaler.state_dict()}

@@ -42,6 +42,14 @@ class EngineConfig:
     keep_ckpts: int = check(3, min=1)
     tensorboard: bool = True
     progress: bool = True
+    nonfinite: str = check("rollback", choices=["rollback", "skip", "stop"],
+                           help="on a NaN/Inf loss: reload the last checkpoint and go on, "
+                                "skip the step, or stop")
+    max_rollbacks: int = check(5, min=0)
+
+
+class Rollback(Exception):
+    """Raised by a task (or the trainer) to go back to the last good checkpoint."""
 
 
 class Task(Protocol):
@@ -58,6 +66,7 @@ class Task(Protocol):
     def extra_state(self) -> dict: ...
     def load_extra_state(self, state: dict) -> None: ...
     def export(self, path: Path) -> None: ...
+    def after_rollback(self, reason: str) -> str: ...
 
 
 def setup_engine(cfg: EngineConfig) -> Precision:
@@ -190,18 +199,32 @@ class Trainer:
         t_last = time.perf_counter()
         last_val: dict = {}
         batches = self.task.batches(self.step)
+        self.rollbacks = 0
         with _StopRequest() as stop, tqdm(total=self.total_steps, initial=self.step,
                                           disable=not (self.cfg.progress and self.rank == 0),
                                           unit="step", dynamic_ncols=True,
                                           mininterval=1.0) as bar:
             while self.step < self.total_steps:
                 batch = next(batches)
-                metrics = self.task.train_step(batch, self.step)
-                bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-                if bad:
-                    raise DensekitError(
-                        f"non-finite {bad[0]} at step {self.step}; the last checkpoint in "
-                        f"{self.ckpt_dir} is intact (lower the learning rate or use fp32)")
+                try:
+                    metrics = self.task.train_step(batch, self.step)
+                    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+                    if bad and self.cfg.nonfinite == "stop":
+                        raise DensekitError(
+                            f"non-finite {bad[0]} at step {self.step}; the last checkpoint in "
+                            f"{self.ckpt_dir} is intact (lower the learning rate or use fp32)")
+                    if bad and self.cfg.nonfinite == "rollback":
+                        raise Rollback(f"non-finite {bad[0]} at step {self.step}")
+                    if bad:  # skip: the task did not apply this step's update
+                        self.log.info(f"step {self.step}: non-finite {bad[0]}, update skipped")
+                        metrics = {k: v for k, v in metrics.items() if math.isfinite(v)}
+                except Rollback as r:
+                    self.rollback(str(r))
+                    bar.reset(total=self.total_steps)
+                    bar.update(self.step)
+                    sums, count = {}, 0
+                    batches = self.task.batches(self.step)
+                    continue
                 for s in self.task.schedulers.values():
                     s.step()
                 self.step += 1
@@ -221,7 +244,14 @@ class Trainer:
                     sums, count, t_last = {}, 0, now
                 if self.val_every and (self.step % self.val_every == 0
                                        or self.step == self.total_steps):
-                    last_val = self.task.validate()
+                    try:
+                        last_val = self.task.validate()
+                    except Rollback as r:
+                        self.rollback(str(r))
+                        bar.reset(total=self.total_steps)
+                        bar.update(self.step)
+                        batches = self.task.batches(self.step)
+                        continue
                     if last_val:
                         self.log.scalars(self.step, last_val, "val")
                         self.log.info(f"step {self.step}: " + ", ".join(
@@ -239,6 +269,25 @@ class Trainer:
             self.log.info(f"done: weights {self.out_dir / 'weights.pt'}")
         self.log.close()
         return last_val
+
+    def rollback(self, reason: str) -> None:
+        """Reload the newest valid checkpoint, let the task adapt (e.g. damp a loss weight),
+        and continue from there."""
+        self.rollbacks += 1
+        if self.rollbacks > self.cfg.max_rollbacks:
+            raise DensekitError(f"{reason}; gave up after {self.cfg.max_rollbacks} rollbacks "
+                                f"(engine.max_rollbacks). Checkpoints in {self.ckpt_dir}")
+        path = ckpt.find_resume(self.ckpt_dir)
+        if path is None:
+            raise DensekitError(f"{reason}, and there is no checkpoint to roll back to "
+                                f"(engine.ckpt_every)")
+        bad_step = self.step
+        self.load_state_dict(ckpt.load_checkpoint(path), path)
+        change = self.task.after_rollback(reason) if hasattr(self.task, "after_rollback") else ""
+        self.log.info(f"ROLLBACK {self.rollbacks}/{self.cfg.max_rollbacks}: {reason}; "
+                      f"back from step {bad_step} to {self.step} ({path.name})"
+                      + (f"; {change}" if change else ""))
+        self.log.scalars(self.step, {"rollback": self.rollbacks, "from_step": bad_step}, "event")
 
     def task_precision_desc(self) -> str:
         p = getattr(self.task, "precision", None)
