@@ -184,3 +184,22 @@ def test_backward_step_never_applies_a_nonfinite_loss():
     assert torch.equal(w.detach(), torch.ones(3))
     assert prec.backward_step((w * 2).sum(), opt) is True
     assert torch.allclose(w.detach(), torch.full((3,), 0.8))
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    from densekit.engine import checkpoint as ck
+
+    good = tmp_path / "step_00000001.pt"
+    ck.atomic_torch_save({"a": torch.ones(2)}, good)
+
+    def full_disk(obj, f):
+        f.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
+
+    monkeypatch.setattr(ck.torch, "save", full_disk)
+    with pytest.raises(DensekitError, match="step_00000002.pt: cannot write checkpoint .*"
+                                            "previous checkpoint is kept"):
+        ck.atomic_torch_save({"a": torch.zeros(2)}, tmp_path / "step_00000002.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000001.pt"]
+    monkeypatch.undo()
+    assert torch.equal(ck.load_checkpoint(good)["a"], torch.ones(2))

@@ -143,6 +143,79 @@ def inference_ms_per_megapixel(model, prec, out_size: int) -> float:
     return sorted(times[1:])[1] * 1000 / (pixels / 1e6)
 
 
+# ---- seg -------------------------------------------------------------------------------------
+def cmd_seg_train(args) -> int:
+    from densekit.tasks.seg import train
+
+    train(args.config, args.set or [], args.resume)
+    return 0
+
+
+def _inference_args(args) -> dict:
+    return {"mode": args.mode, "crop": tuple(args.crop) if args.crop else None,
+            "flip": args.flip, "scales": tuple(args.scales)}
+
+
+def cmd_seg_eval(args) -> int:
+    from densekit.config import load_config
+    from densekit.data.seg import build_seg_dataset
+    from densekit.tasks.seg import SegConfig, dataset_kwargs, load_seg_model
+    from densekit.tasks.seg_eval import evaluate_dataset
+
+    cfg = load_config(SegConfig, args.config, args.set or [])
+    d = cfg.data
+    split = args.split or d.val_split
+    dataset = build_seg_dataset(d.dataset, args.data or d.root, split, **dataset_kwargs(d))
+    model, meta = load_seg_model(args.weights)
+    if list(meta["classes"]) != list(dataset.classes):
+        raise DensekitError(f"{args.weights}: trained for classes {meta['classes']}, the data "
+                            f"set has {dataset.classes}")
+    prec = _engine(args)
+    model = prec.prepare(model)
+    res = evaluate_dataset(model, dataset, num_classes=len(dataset.classes), device=prec.device,
+                           autocast=prec.autocast, channels_last=prec.channels_last,
+                           resize=meta.get("resize", 1.0), **_inference_args(args))
+    row = {"dataset": d.dataset, "split": split, "model": meta["model"], "miou": res["miou"],
+           "pixel_acc": res["pixel_acc"], "mean_acc": res["mean_acc"],
+           "iou": dict(zip(dataset.classes, res["iou"])), "images": res["images"],
+           "seconds": res["seconds"]}
+    if args.json:
+        print(json.dumps(row, indent=1))
+        return 0
+    for name, v in row["iou"].items():
+        print(f"{name:<16} {100 * v:6.2f}")
+    print(f"{'mIoU':<16} {100 * row['miou']:6.2f}\n{'pixel acc':<16} "
+          f"{100 * row['pixel_acc']:6.2f}   ({row['images']} images, {row['seconds']:.1f} s)")
+    return 0
+
+
+def cmd_seg_predict(args) -> int:
+    from densekit.tasks.seg import load_seg_model
+    from densekit.tasks.seg_predict import predict_files
+
+    model, meta = load_seg_model(args.weights)
+    prec = _engine(args)
+    model = prec.prepare(model)
+    res = predict_files(model, meta, args.inputs, args.output, device=prec.device,
+                        autocast=prec.autocast, progress=not args.quiet,
+                        report=lambda m: print(m, file=sys.stderr), **_inference_args(args))
+    if not args.quiet:
+        print(f"segmented {len(res['written'])} image(s) into {args.output} in "
+              f"{res['seconds']:.1f} s" + (f"; {len(res['failed'])} failed" if res["failed"]
+                                           else ""))
+    return 1 if res["failed"] else 0
+
+
+def _seg_inference_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=["whole", "slide"], default="whole",
+                   help="whole-image or sliding-window inference (large images)")
+    p.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
+                   help="sliding-window crop size")
+    p.add_argument("--flip", action="store_true", help="average with the mirrored image")
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0],
+                   help="multi-scale testing, e.g. --scales 0.75 1 1.25")
+
+
 def cmd_demo(args) -> int:
     from densekit.tasks.demo import run_demo
 
@@ -199,6 +272,32 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also time CPU/GPU inference on a SIZE x SIZE output (default 480)")
     _precision_args(mo)
     mo.set_defaults(func=cmd_sr_models)
+
+    sg = sub.add_parser("seg", help="semantic segmentation (SS-GAN adversarial training)")
+    sgs = sg.add_subparsers(dest="seg_command", required=True)
+    t = sgs.add_parser("train", help="phase 1 (G alone) then phase 2 (adversarial), resumable")
+    t.add_argument("--config", help="YAML config (configs/seg/*.yaml)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE")
+    t.add_argument("--resume", nargs="?", const="auto", default=None)
+    t.set_defaults(func=cmd_seg_train)
+    e = sgs.add_parser("eval", help="per-class IoU, mIoU, pixel accuracy on a split")
+    e.add_argument("--config", required=True)
+    e.add_argument("--set", action="append", metavar="KEY=VALUE")
+    e.add_argument("--weights", required=True, help="weights.pt or a training checkpoint")
+    e.add_argument("--data", help="data set root (default: the config's data.root)")
+    e.add_argument("--split", help="default: the config's data.val_split")
+    e.add_argument("--json", action="store_true")
+    _seg_inference_options(e)
+    _precision_args(e)
+    e.set_defaults(func=cmd_seg_eval)
+    pr = sgs.add_parser("predict", help="label PNGs and overlays for your own images")
+    pr.add_argument("inputs", nargs="+", metavar="INPUT")
+    pr.add_argument("--weights", required=True)
+    pr.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    pr.add_argument("-q", "--quiet", action="store_true")
+    _seg_inference_options(pr)
+    _precision_args(pr)
+    pr.set_defaults(func=cmd_seg_predict)
 
     d = sub.add_parser("demo", help="the offline demo (make demo)")
     d.add_argument("-o", "--output", default="demo_out")

@@ -169,3 +169,27 @@ def save_image(path: str | os.PathLike, img: torch.Tensor, info: ImageInfo | Non
     """Write a (C, H, W) [0, 1] tensor as PNG atomically."""
     pil = to_pil(img, info)
     atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
+
+
+def collect_inputs(inputs: list[str]) -> list[Path]:
+    """Expand folders into their image files; keep files as given (checked when read)."""
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files.extend(sorted(q for q in p.iterdir() if q.is_file() and is_image_file(q)))
+        else:
+            files.append(p)
+    return files
+
+
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".densekit_write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ImageError(f"{out}: output folder is not writable ({e.strerror or e})") from None
+    return out

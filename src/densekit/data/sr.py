@@ -9,14 +9,14 @@ batches ahead of the training step without any shared state.
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from densekit.data.color import to_model_channels
 from densekit.data.image_io import list_images, read_image
+from densekit.data.stream import step_generator
 from densekit.errors import DensekitError
 from densekit.tasks.sr_eval import ground_truth_y, make_lr
 
@@ -62,7 +62,7 @@ class SRPatchBatches(Dataset):
         return self.total_steps
 
     def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(step))
+        g = step_generator(self.seed, step)
         n = len(self.images)
         p = self.hr_size
         lrs, hrs = [], []
@@ -78,23 +78,6 @@ class SRPatchBatches(Dataset):
             hrs.append(hr.float())
             lrs.append(make_lr(hr, self.scale).float())
         return torch.stack(lrs), torch.stack(hrs)
-
-
-def _worker_init(_):
-    torch.set_num_threads(1)  # leave the cores to the training step
-    # Ctrl-C / SIGTERM go to the whole process group: the main process checkpoints and stops;
-    # a worker killed first would turn that clean stop into a crash.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def batch_stream(data: SRPatchBatches | Dataset, start_step: int, total_steps: int,
-                 workers: int = 1):
-    """Iterate over the batches of steps start_step..total_steps-1, prefetched by workers."""
-    loader = DataLoader(data, batch_size=None, sampler=range(start_step, total_steps),
-                        num_workers=workers, worker_init_fn=_worker_init if workers else None,
-                        persistent_workers=False, prefetch_factor=4 if workers else None)
-    return iter(loader)
 
 
 def check_folders(folders: list[str], key: str) -> None:

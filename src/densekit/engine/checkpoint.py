@@ -30,9 +30,11 @@ def atomic_torch_save(obj, path: Path) -> None:
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise DensekitError(f"{path}: cannot write checkpoint ({e.strerror or e}); "
-                                "the previous checkpoint is kept") from None
+        # torch.save reports a full disk as RuntimeError from its zip writer
+        if isinstance(e, (OSError, RuntimeError)):
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+            raise DensekitError(f"{path}: cannot write checkpoint ({why[:160]}); the previous "
+                                "checkpoint is kept") from None
         raise
     try:
         dfd = os.open(path.parent, os.O_RDONLY)
@@ -65,9 +67,16 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if CKPT_RE.match(p.name))
 
 
-def find_resume(folder: str | Path) -> Path | None:
-    """Newest checkpoint in ``folder`` that loads; corrupt ones are skipped."""
+def checkpoint_step(path: Path) -> int:
+    return int(CKPT_RE.match(Path(path).name).group(1))
+
+
+def find_resume(folder: str | Path, before: int | None = None) -> Path | None:
+    """Newest checkpoint in ``folder`` that loads (and is older than step ``before``, if
+    given); corrupt ones are skipped."""
     for path in reversed(list_checkpoints(folder)):
+        if before is not None and checkpoint_step(path) >= before:
+            continue
         try:
             load_checkpoint(path)
             return path

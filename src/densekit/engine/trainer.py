@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -109,12 +110,13 @@ class _StopRequest:
 class Trainer:
     def __init__(self, task: Task, cfg: EngineConfig, *, total_steps: int, iters_per_epoch: int,
                  val_every: int, batch_size: int, config_dict: dict, command: str = "densekit",
-                 rank: int = 0):
+                 rank: int = 0, extra_val_steps: set[int] | None = None):
         self.task = task
         self.cfg = cfg
         self.total_steps = total_steps
         self.iters_per_epoch = iters_per_epoch
         self.val_every = val_every
+        self.extra_val_steps = set(extra_val_steps or ())
         self.batch_size = batch_size
         self.config_dict = config_dict
         self.command = command
@@ -164,7 +166,12 @@ class Trainer:
         self.task.load_extra_state(state.get("task", {}))
         self.step = int(state["step"])
 
+    def weights_finite(self) -> bool:
+        return all(torch.isfinite(t).all() for m in self.task.modules.values()
+                   for t in m.state_dict().values() if t.is_floating_point())
+
     def save(self) -> Path:
+        self._rolled_back_to = None  # progress since the last rollback
         path = ckpt.checkpoint_path(self.ckpt_dir, self.step)
         if self.rank == 0:
             ckpt.atomic_torch_save(self.state_dict(), path)
@@ -225,8 +232,12 @@ class Trainer:
                     sums, count = {}, 0
                     batches = self.task.batches(self.step)
                     continue
-                for s in self.task.schedulers.values():
-                    s.step()
+                used_lr = {f"lr_{n}": o.param_groups[0]["lr"]
+                           for n, o in self.task.optimizers.items()}
+                with warnings.catch_warnings():  # phase schedules also step while idle
+                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler")
+                    for s in self.task.schedulers.values():
+                        s.step()
                 self.step += 1
                 bar.update(1)
                 for k, v in metrics.items():
@@ -235,15 +246,14 @@ class Trainer:
                 if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
                     now = time.perf_counter()
                     row = {k: v / count for k, v in sums.items()}
-                    for name, opt in self.task.optimizers.items():
-                        row[f"lr_{name}"] = opt.param_groups[0]["lr"]
+                    row.update(used_lr)  # the learning rates of the window's last step
                     row["samples_per_s"] = count * self.batch_size / max(now - t_last, 1e-9)
                     self.log.scalars(self.step, row, "train")
                     bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
                                      if not k.startswith("lr_")}, refresh=False)
                     sums, count, t_last = {}, 0, now
-                if self.val_every and (self.step % self.val_every == 0
-                                       or self.step == self.total_steps):
+                if self.step in self.extra_val_steps or self.val_every and (
+                        self.step % self.val_every == 0 or self.step == self.total_steps):
                     try:
                         last_val = self.task.validate()
                     except Rollback as r:
@@ -257,6 +267,12 @@ class Trainer:
                         self.log.info(f"step {self.step}: " + ", ".join(
                             f"{k} {v:.4f}" for k, v in last_val.items()))
                 if self.step % self.cfg.ckpt_every == 0 or self.step == self.total_steps:
+                    if not self.weights_finite():  # never checkpoint broken weights
+                        self.rollback(f"non-finite weights after step {self.step}")
+                        bar.reset(total=self.total_steps)
+                        bar.update(self.step)
+                        batches = self.task.batches(self.step)
+                        continue
                     self.save()
                 if stop.signum is not None and self.step < self.total_steps:
                     path = self.save()
@@ -277,10 +293,13 @@ class Trainer:
         if self.rollbacks > self.cfg.max_rollbacks:
             raise DensekitError(f"{reason}; gave up after {self.cfg.max_rollbacks} rollbacks "
                                 f"(engine.max_rollbacks). Checkpoints in {self.ckpt_dir}")
-        path = ckpt.find_resume(self.ckpt_dir)
+        # a failure again before any new checkpoint: that checkpoint is suspect, go further back
+        before = getattr(self, "_rolled_back_to", None)
+        path = ckpt.find_resume(self.ckpt_dir, before=before)
         if path is None:
-            raise DensekitError(f"{reason}, and there is no checkpoint to roll back to "
-                                f"(engine.ckpt_every)")
+            raise DensekitError(f"{reason}, and there is no earlier checkpoint to roll back to "
+                                f"(engine.ckpt_every, engine.keep_ckpts)")
+        self._rolled_back_to = ckpt.checkpoint_step(path)
         bad_step = self.step
         self.load_state_dict(ckpt.load_checkpoint(path), path)
         change = self.task.after_rollback(reason) if hasattr(self.task, "after_rollback") else ""

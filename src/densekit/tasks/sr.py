@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from densekit.config import check, load_config, to_dict
-from densekit.data.sr import SRPatchBatches, batch_stream, check_folders
+from densekit.data.sr import SRPatchBatches, check_folders
+from densekit.data.stream import batch_stream
 from densekit.engine.optim import OptimConfig, SchedulerConfig, build_optimizer, build_scheduler
 from densekit.engine.trainer import EngineConfig, Trainer, setup_engine
 from densekit.errors import DensekitError

@@ -17,7 +17,8 @@ from torch import nn
 from tqdm import tqdm
 
 from densekit.data.color import rgb_to_ycbcr, ycbcr_to_rgb
-from densekit.data.image_io import ImageInfo, is_image_file, read_image, save_image
+from densekit.data.image_io import (ImageInfo, collect_inputs, prepare_out_dir, read_image,
+                                    save_image)
 from densekit.data.imresize import imresize
 from densekit.errors import DensekitError
 
@@ -94,32 +95,8 @@ def upscale_image(model: nn.Module, img: torch.Tensor, info: ImageInfo | None = 
     return out, new_info
 
 
-def collect_inputs(inputs: list[str]) -> list[Path]:
-    """Expand folders into their image files; keep files as given (checked when read)."""
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            files.extend(sorted(q for q in p.iterdir() if q.is_file() and is_image_file(q)))
-        else:
-            files.append(p)
-    return files
-
-
 def output_path(out_dir: Path, src: Path, scale: int) -> Path:
     return out_dir / f"{src.stem}_x{scale}.png"
-
-
-def prepare_out_dir(out_dir: str | Path) -> Path:
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".densekit_write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise DensekitError(f"{out}: output folder is not writable ({e.strerror or e})") from None
-    return out
 
 
 def upscale_files(model: nn.Module, inputs: list[str], out_dir: str | Path, *, tile: int = 0,

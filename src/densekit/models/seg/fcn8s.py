@@ -1,0 +1,274 @@
+"""FCN-8s on VGG16: the SS-GAN paper's "VGG16-G" generator (paper Table 1, left column).
+
+Long, Shelhamer, Darrell, "Fully convolutional networks for semantic segmentation". Layout:
+
+* ``features``: torchvision's ``vgg16().features`` unchanged (conv1_1 .. pool5, indices and names
+  as in torchvision, so ImageNet weights load by key), except that the five max-pools use
+  ``ceil_mode=True`` (see "input sizes" below);
+* ``fc6``: conv 7x7, 512 -> 4096, padding 3, + ReLU + dropout; ``fc7``: conv 1x1, 4096 -> 4096,
+  + ReLU + dropout. Their weights are VGG16's ``classifier.0`` (25088 x 4096) and
+  ``classifier.3`` (4096 x 4096) RESHAPED to 4096x512x7x7 and 4096x4096x1x1 (the paper keeps
+  the ImageNet fully connected weights, 1.2). The flatten order of torchvision's VGG
+  (channel, row, column) is exactly a conv kernel's (out, in, kh, kw) layout. Without
+  pretrained weights the reshaped layers keep torchvision's initialisation (N(0, 0.01)).
+* score layers (1x1 convs to ``num_classes``) on fc7, pool4 and pool3, zero-initialised as in
+  the reference FCN code;
+* FCN-8s fusion: ``upscore2`` (2x transposed conv of the fc7 scores) + pool4 scores,
+  ``upscore_pool4`` (2x transposed conv) + pool3 scores, both transposed convs initialised to
+  bilinear upsampling and learned; then a fixed 8x bilinear interpolation (the paper: "8 倍插值
+  放大"; the reference FCN also keeps its last upsampling fixed to bilinear).
+
+Input sizes: the reference FCN pads the input by 100 px so that fc6's valid 7x7 conv never has
+an empty output, and then crops with hand-computed offsets. Here instead:
+
+1. the pools use ``ceil_mode=True``, so pool-k output has exactly ``ceil(H / 2^k)`` rows for any
+   ``H >= 1`` and cell ``i`` covers input pixels ``[i * 2^k, (i + 1) * 2^k)`` (the last one
+   partially), i.e. all score maps share one top-left-aligned grid with centres at
+   ``s * i + (s - 1) / 2``;
+2. fc6 uses ``padding=3`` ("same"): the fc7 score map has pool5's size; at 224x224 input the
+   centre fc6 cell sees exactly the 7x7 pool5 window of the ImageNet classifier;
+3. each 2x transposed conv (kernel 4, stride 2, padding 1) gives exactly twice its input size,
+   which is >= the next finer map (``2 * ceil(H / 2s) >= ceil(H / s)``): the extra last
+   row/column is cropped at the bottom/right; with the bilinear kernel and these paddings the
+   upsampled cell centres land on the finer grid's centres (half-pixel aligned);
+4. the final 8x step interpolates (bilinear, ``align_corners=False``) the pool3-level scores to
+   ``8 * ceil(H / 8)`` and crops the bottom/right to ``H`` x ``W``, again centre-aligned.
+
+So any ``H, W >= 1`` (odd included) gives logits of exactly the input size, without padding
+the image and without offsets that depend on the size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+from torchvision.models import VGG16_Weights, WeightsEnum
+
+from densekit.errors import ConfigError
+
+__all__ = ["FCN8s", "fcn8s_vgg16", "FCN8S_OPTIONS", "bilinear_kernel", "load_pretrained_state",
+           "load_state_into", "check_num_classes"]
+
+# indices of the max-pools in torchvision's vgg16().features (cfg "D")
+VGG16_POOLS = (4, 9, 16, 23, 30)
+
+
+# ---- shared helpers (also used by deeplab.py and discriminator.py) ------------------------------
+def check_num_classes(owner: str, num_classes) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError(f"{owner}: num_classes must be an integer >= 1, got {num_classes!r}")
+    return num_classes
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def load_pretrained_state(owner: str, pretrained, weights_cls: type[WeightsEnum],
+                          default: WeightsEnum) -> tuple[dict[str, Tensor], str] | None:
+    """Resolve ``pretrained`` to a torchvision classification state_dict and a description.
+
+    ``pretrained``: None (-> None: train from scratch), ``"imagenet"`` (-> ``default``, loaded by
+    torchvision's ``get_state_dict``, which downloads unless the file is in the torch hub cache),
+    a member of ``weights_cls``, or a path to a file written by
+    ``torch.save(torchvision_model.state_dict(), path)`` (a ``{"state_dict": ...}`` or
+    ``{"model": ...}`` wrapper is unwrapped). Errors raise ConfigError naming the source.
+    """
+    if pretrained is None:
+        return None
+    if isinstance(pretrained, WeightsEnum):
+        if not isinstance(pretrained, weights_cls):
+            raise ConfigError(f"{owner}: pretrained weights {pretrained!r} are not "
+                              f"{weights_cls.__name__} weights")
+        weights = pretrained
+    elif isinstance(pretrained, str) and pretrained.strip().lower() == "imagenet":
+        weights = default
+    elif isinstance(pretrained, (str, os.PathLike)):
+        path = Path(pretrained).expanduser()
+        return _load_file(owner, path), str(path)
+    else:
+        raise ConfigError(f"{owner}: pretrained must be null, 'imagenet' or a state_dict file "
+                          f"path, got {pretrained!r}")
+    try:
+        state = weights.get_state_dict(progress=True, check_hash=True)
+    except Exception as exc:  # network, cache or hash failure: one line for the user
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        raise ConfigError(f"{owner}: cannot get pretrained {weights!r} ({_one_line(exc)}); "
+                          f"put its file in {cache} or pass a local state_dict path") from exc
+    return _as_state_dict(owner, state, repr(weights)), repr(weights)
+
+
+def _load_file(owner: str, path: Path) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise ConfigError(f"{owner}: pretrained file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"{owner}: cannot read pretrained file {path} ({_one_line(exc)})") \
+            from exc
+    return _as_state_dict(owner, obj, str(path))
+
+
+def _as_state_dict(owner: str, obj, source: str) -> dict[str, Tensor]:
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj or not all(
+            isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
+        raise ConfigError(f"{owner}: pretrained {source} is not a state_dict (a mapping of "
+                          f"parameter names to tensors)")
+    return dict(obj)
+
+
+def load_state_into(owner: str, module: nn.Module, state: Mapping[str, Tensor], source: str,
+                    arch: str) -> None:
+    """Strictly load ``state`` into ``module``; a mismatch raises a one-line ConfigError."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in state and state[k].shape != v.shape]
+    problems = []
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+        if keys:
+            more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
+            problems.append(f"{what}: {', '.join(keys[:3])}{more}")
+    if problems:
+        raise ConfigError(f"{owner}: pretrained {source} is not a torchvision {arch} state_dict "
+                          f"({'; '.join(problems)})")
+    module.load_state_dict(state, strict=True)
+
+
+def bilinear_kernel(channels: int, kernel_size: int) -> Tensor:
+    """(channels, channels, k, k) weight of a transposed conv that upsamples each channel
+    bilinearly by ``(k + 1) // 2`` (the FCN ``upsample_filt``); no mixing of channels."""
+    factor = (kernel_size + 1) // 2
+    center = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
+    og = torch.arange(kernel_size, dtype=torch.float64)
+    filt = 1 - (og - center).abs() / factor
+    kernel = (filt[:, None] * filt[None, :]).to(torch.float32)
+    weight = torch.zeros(channels, channels, kernel_size, kernel_size)
+    idx = torch.arange(channels)
+    weight[idx, idx] = kernel
+    return weight
+
+
+# ---- the network --------------------------------------------------------------------------------
+class FCN8s(nn.Module):
+    """FCN-8s with a VGG16 backbone; ``forward(images (N, 3, H, W))`` -> logits (N, C, H, W).
+
+    Args:
+        num_classes: number of output classes C (21 for PASCAL VOC, 19 for Cityscapes).
+        backbone: a torchvision ``vgg16()`` (weights already loaded, or not); None builds a fresh
+            one (torchvision's initialisation). Its ``features`` are taken over, its
+            ``classifier.0`` / ``classifier.3`` reshaped into fc6 / fc7 (copied), the rest
+            dropped.
+        dropout: dropout probability after fc6 and fc7 (0.5 as in VGG16 / FCN).
+    """
+
+    family = "vgg"
+
+    def __init__(self, num_classes: int, backbone: torchvision.models.VGG | None = None,
+                 dropout: float = 0.5):
+        super().__init__()
+        self.num_classes = check_num_classes("model.fcn8s_vgg16", num_classes)
+        _check_dropout(dropout)
+        vgg = torchvision.models.vgg16() if backbone is None else backbone
+        _check_vgg16(vgg)
+        self.features = vgg.features
+        for i in VGG16_POOLS:
+            self.features[i].ceil_mode = True
+
+        fc6, fc7 = vgg.classifier[0], vgg.classifier[3]
+        self.fc6 = nn.Conv2d(512, 4096, 7, padding=3)
+        self.relu6 = nn.ReLU(inplace=True)
+        self.drop6 = nn.Dropout(dropout)
+        self.fc7 = nn.Conv2d(4096, 4096, 1)
+        self.relu7 = nn.ReLU(inplace=True)
+        self.drop7 = nn.Dropout(dropout)
+        with torch.no_grad():
+            self.fc6.weight.copy_(fc6.weight.reshape(4096, 512, 7, 7))
+            self.fc6.bias.copy_(fc6.bias)
+            self.fc7.weight.copy_(fc7.weight.reshape(4096, 4096, 1, 1))
+            self.fc7.bias.copy_(fc7.bias)
+
+        c = self.num_classes
+        self.score_fr = nn.Conv2d(4096, c, 1)
+        self.score_pool4 = nn.Conv2d(512, c, 1)
+        self.score_pool3 = nn.Conv2d(256, c, 1)
+        self.upscore2 = nn.ConvTranspose2d(c, c, 4, stride=2, padding=1, bias=False)
+        self.upscore_pool4 = nn.ConvTranspose2d(c, c, 4, stride=2, padding=1, bias=False)
+        self.reset_head()
+
+    def reset_head(self) -> None:
+        """Score layers to zero (reference FCN), transposed convs to bilinear upsampling."""
+        for m in (self.score_fr, self.score_pool4, self.score_pool3):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+        with torch.no_grad():
+            for m in (self.upscore2, self.upscore_pool4):
+                m.weight.copy_(bilinear_kernel(self.num_classes, 4))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        pool3 = self.features[: VGG16_POOLS[2] + 1](x)
+        pool4 = self.features[VGG16_POOLS[2] + 1: VGG16_POOLS[3] + 1](pool3)
+        pool5 = self.features[VGG16_POOLS[3] + 1:](pool4)
+        fc7 = self.drop7(self.relu7(self.fc7(self.drop6(self.relu6(self.fc6(pool5))))))
+
+        score = self.score_fr(fc7)
+        h4, w4 = pool4.shape[-2:]
+        score = self.upscore2(score)[..., :h4, :w4] + self.score_pool4(pool4)
+        h3, w3 = pool3.shape[-2:]
+        score = self.upscore_pool4(score)[..., :h3, :w3] + self.score_pool3(pool3)
+        score = F.interpolate(score, size=(8 * h3, 8 * w3), mode="bilinear", align_corners=False)
+        return score[..., :h, :w]
+
+
+def _check_dropout(dropout) -> None:
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+            or not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"model.fcn8s_vgg16: dropout must be in [0, 1), got {dropout!r}")
+
+
+def _check_vgg16(vgg) -> None:
+    feats = getattr(vgg, "features", None)
+    cls = getattr(vgg, "classifier", None)
+    ok = (isinstance(feats, nn.Sequential) and len(feats) == 31
+          and all(isinstance(feats[i], nn.MaxPool2d) for i in VGG16_POOLS)
+          and isinstance(cls, nn.Sequential) and len(cls) >= 4
+          and isinstance(cls[0], nn.Linear) and tuple(cls[0].weight.shape) == (4096, 25088)
+          and isinstance(cls[3], nn.Linear) and tuple(cls[3].weight.shape) == (4096, 4096))
+    if not ok:
+        raise ConfigError("model.fcn8s_vgg16: backbone must be a torchvision vgg16() "
+                          "(no batch norm)")
+
+
+FCN8S_OPTIONS = ("dropout",)
+
+
+def fcn8s_vgg16(num_classes: int, *, pretrained=None, dropout: float = 0.5) -> FCN8s:
+    """Build FCN-8s on VGG16.
+
+    ``pretrained``: None (from scratch), "imagenet" (``VGG16_Weights.IMAGENET1K_V1`` through
+    torchvision's loader), a ``VGG16_Weights`` member, or the path of a torchvision vgg16
+    state_dict file. Mismatching or unreadable weights raise ConfigError naming the source.
+    """
+    owner = "model.fcn8s_vgg16"
+    check_num_classes(owner, num_classes)
+    _check_dropout(dropout)
+    loaded = load_pretrained_state(owner, pretrained, VGG16_Weights, VGG16_Weights.IMAGENET1K_V1)
+    vgg = torchvision.models.vgg16()
+    if loaded is not None:
+        state, source = loaded
+        load_state_into(owner, vgg, state, source, "vgg16")
+    return FCN8s(num_classes, vgg, dropout=dropout)
+

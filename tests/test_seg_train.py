@@ -1,0 +1,142 @@
+"""Two-phase SS-GAN training end to end on tiny synthetic scenes, evaluation and prediction."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from densekit.cli.main import main
+from densekit.engine.checkpoint import list_checkpoints, load_checkpoint
+from densekit.errors import DensekitError
+from densekit.tasks.seg import train
+
+
+def tiny(out, **extra):
+    sets = {
+        "model.name": "torchvision:lraspp_mobilenet_v3_large", "data.dataset": "synthetic",
+        "data.options": "{num_images: 8, size: [32, 32], num_classes: 3}",
+        "data.crop_size": "[32, 32]", "data.workers": 0, "data.val_limit": 2,
+        "train.phase1_epochs": 2, "train.phase2_epochs": 2, "train.iters_per_epoch": 2,
+        "engine.out_dir": str(out), "engine.ckpt_every": 2, "engine.keep_ckpts": 4,
+        "engine.progress": False, "engine.tensorboard": False, "engine.precision": "fp32",
+        "engine.log_every": 1,
+    }
+    sets.update(extra)
+    return [f"{k}={v}" for k, v in sets.items()]
+
+
+def rows(out):
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_two_phases_log_and_checkpoint(tmp_path):
+    out = tmp_path / "run"  # the paper's FCN-8s generator (134M parameters: few checkpoints)
+    train(None, tiny(out, **{"model.name": "fcn8s_vgg16", "engine.keep_ckpts": 1}))
+    r = rows(out)
+    tr = [x for x in r if x["split"] == "train"]
+    assert [x["step"] for x in tr] == list(range(1, 9))
+    assert all(set(x) >= {"ce"} for x in tr[:4])
+    assert all(set(x) >= {"ce", "adv", "d_loss", "d_acc_real", "d_acc_fake", "lambda"}
+               for x in tr[4:])
+    assert [x["step"] for x in r if x["split"] == "val"] == [2, 4, 6, 8]
+    state = load_checkpoint(list_checkpoints(out / "checkpoints")[-1])
+    assert set(state["modules"]) == {"G", "D"} and set(state["optimizers"]) == {"G1", "G2", "D"}
+    # phase-2 G optimizer starts at 3e-5 and decays linearly; phase 1 at 1e-4
+    assert tr[0]["lr_G1"] == pytest.approx(1e-4, rel=0.2)
+    assert tr[4]["lr_G2"] == pytest.approx(3e-5, rel=0.3) and tr[7]["lr_G2"] < tr[4]["lr_G2"]
+    assert (out / "weights.pt").is_file()
+
+
+def test_resume_mid_phase2_equals_uninterrupted(tmp_path):
+    import shutil
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(None, tiny(full))
+    (part / "checkpoints").mkdir(parents=True)
+    shutil.copy(full / "checkpoints" / "step_00000006.pt", part / "checkpoints")
+    train(None, tiny(part), resume="auto")
+    a = torch.load(full / "weights.pt", weights_only=True)["state_dict"]
+    b = torch.load(part / "weights.pt", weights_only=True)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_phase2_from_a_phase1_run(tmp_path):
+    p1 = tmp_path / "p1"
+    train(None, tiny(p1, **{"train.phase2_epochs": 0}))
+    p2 = tmp_path / "p2"
+    train(None, tiny(p2, **{"train.phase1_epochs": 0,
+                            "train.init_from": str(p1 / "weights.pt")}))
+    tr = [x for x in rows(p2) if x["split"] == "train"]
+    assert len(tr) == 4 and all("d_loss" in x for x in tr)
+
+
+def test_collapse_guard_recovers_from_a_huge_d_learning_rate(tmp_path):
+    # injected fault: A's learning rate x30000. The run must detect the collapse, roll back
+    # to a good checkpoint, damp lambda and A's lr, log it, and finish with finite weights.
+    out = tmp_path / "run"
+    train(None, tiny(out, **{"train.adversarial.d_optimizer.lr": 10.0,
+                             "train.adversarial.damping": 0.01, "engine.ckpt_every": 1,
+                             "engine.max_rollbacks": 10}))
+    log = (out / "log.txt").read_text()
+    assert "ROLLBACK 1/10: non-finite" in log
+    assert "lambda -> 0.0001, D lr x0.01" in log
+    final = torch.load(out / "weights.pt", weights_only=True)["state_dict"]
+    assert all(torch.isfinite(v).all() for v in final.values())
+    state = load_checkpoint(list_checkpoints(out / "checkpoints")[-1])
+    assert state["step"] == 8 and state["task"]["collapses"] >= 1
+    assert all(torch.isfinite(v).all() for v in state["modules"]["D"].values()
+               if v.is_floating_point())
+
+
+def test_guard_gives_up_after_max_rollbacks(tmp_path):
+    with pytest.raises(DensekitError, match="gave up after 1 rollbacks"):
+        train(None, tiny(tmp_path / "run", **{"train.adversarial.d_loss_floor": 100.0,
+                                              "train.adversarial.patience": 1,
+                                              "engine.max_rollbacks": 1}))
+
+
+def test_any_torchvision_segmentation_model_is_a_generator(tmp_path):
+    out = tmp_path / "run"
+    train(None, tiny(out, **{"model.name": "torchvision:fcn_resnet50",
+                             "train.phase1_epochs": 0, "train.phase2_epochs": 1,
+                             "train.val_every_epochs": 0}))
+    assert any("d_loss" in x for x in rows(out))
+
+
+def test_eval_and_predict_cli(tmp_path, capsys):
+    out = tmp_path / "run"
+    train(None, tiny(out))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {dataset: synthetic, options: {num_images: 3, size: [32, 32], "
+                   "num_classes: 3}}\n")
+    capsys.readouterr()
+    assert main(["seg", "eval", "--config", str(cfg), "--weights", str(out / "weights.pt"),
+                 "--json", "--flip", "--precision", "fp32"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["images"] == 3 and len(res["iou"]) == 3
+    assert 0 <= res["miou"] <= 1
+    assert main(["seg", "eval", "--config", str(cfg), "--weights", str(out / "weights.pt"),
+                 "--mode", "slide", "--crop", "16", "16", "--json", "--precision", "fp32"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 3
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    Image.new("RGB", (40, 30), (120, 80, 40)).save(imgs / "a.png")
+    (imgs / "bad.png").write_text("nope")
+    code = main(["seg", "predict", str(imgs), "--weights", str(out / "weights.pt"), "-o",
+                 str(tmp_path / "pred"), "-q", "--precision", "fp32"])
+    assert code == 1 and "bad.png" in capsys.readouterr().err
+    lab = Image.open(tmp_path / "pred" / "a_label.png")
+    assert lab.mode == "P" and lab.size == (40, 30)
+    assert Image.open(tmp_path / "pred" / "a_overlay.png").mode == "RGB"
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["a_label.png",
+                                                                    "a_overlay.png"]
