@@ -89,3 +89,22 @@ def test_partial_section_override_keeps_the_section_defaults():
     assert cfg.train.scheduler.name == "step" and cfg.train.scheduler.step_epochs == 3
     cfg = load_config(SRConfig, None, ["train.optimizer.lr=1e-4"])
     assert cfg.train.optimizer.betas == [0.9, 0.9999]
+
+
+def test_shipped_seg_configs_are_valid():
+    from pathlib import Path
+
+    from densekit.tasks.seg import SegConfig
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "seg"
+    files = sorted(root.glob("*.yaml"))
+    assert len(files) >= 10
+    names = set()
+    for f in files:
+        cfg = load_config(SegConfig, f)
+        names.add(cfg.model.name)
+    assert {"fcn8s_vgg16", "deeplab_r50"} <= names
+    cfg = load_config(SegConfig, root / "deeplab_r50_camvid_cpu.yaml")
+    assert cfg.data.resize == 0.5 and cfg.data.class_weights == "median_frequency"
+    assert cfg.train.adversarial.d_optimizer.name == "sgd"
+    assert cfg.train.adversarial.d_optimizer.momentum == 0.9
