@@ -18,7 +18,8 @@ from densekit.models.seg import deeplab, fcn8s
 from densekit.models.seg.deeplab import DeepLabR50
 from densekit.models.seg.discriminator import (DISCRIMINATOR_OPTIONS, SegDiscriminator,
                                                build_discriminator)
-from densekit.models.seg.fcn8s import FCN8s, check_num_classes
+from densekit.models.seg.common import check_num_classes
+from densekit.models.seg.fcn8s import FCN8s
 from densekit.models.seg.ssgan import (discriminator_accuracy, discriminator_loss,
                                        embed_ground_truth, generator_loss)
 

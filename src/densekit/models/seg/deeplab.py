@@ -30,7 +30,7 @@ from torchvision.models import ResNet50_Weights
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from densekit.errors import ConfigError
-from densekit.models.seg.fcn8s import check_num_classes, load_pretrained_state, load_state_into
+from densekit.models.seg.common import check_num_classes, load_pretrained_state, load_state_into
 
 __all__ = ["DeepLabR50", "deeplab_r50", "DEEPLAB_OPTIONS", "RESNET_STEM"]
 

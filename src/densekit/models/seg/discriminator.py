@@ -43,7 +43,7 @@ from torchvision.models.vgg import make_layers
 
 from densekit.errors import ConfigError
 from densekit.models.seg.deeplab import RESNET_STEM
-from densekit.models.seg.fcn8s import check_num_classes, load_pretrained_state, load_state_into
+from densekit.models.seg.common import check_num_classes, load_pretrained_state, load_state_into
 
 __all__ = ["SegDiscriminator", "build_discriminator", "DISCRIMINATOR_OPTIONS", "FAMILIES"]
 
