@@ -76,3 +76,26 @@ def test_models_timing(capsys):
                  "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 5 and all(r["ms_per_megapixel"] > 0 for r in rows)
+
+
+def test_data_check_reports_problems_with_file_names(tmp_path, sr_folder, capsys):
+    import numpy as np
+    from PIL import Image
+
+    assert main(["data", "check", "--task", "sr", "--data", str(sr_folder)]) == 0
+    assert "5 samples checked, 0 problem(s)" in capsys.readouterr().out
+    (sr_folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    assert main(["data", "check", "--task", "sr", "--data", str(sr_folder)]) == 1
+    assert "broken.png" in capsys.readouterr().out
+    root = tmp_path / "camvid"
+    for split in ("train", "val"):
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        Image.new("RGB", (8, 6)).save(root / split / "a.png")
+        Image.fromarray(np.full((6, 8), 3, np.uint8)).save(root / f"{split}annot" / "a.png")
+    Image.fromarray(np.full((6, 8), 40, np.uint8)).save(root / "valannot" / "a.png")
+    Image.new("RGB", (8, 6)).save(root / "train" / "nolabel.png")
+    assert main(["data", "check", "--task", "seg", "--dataset", "camvid", "--data",
+                 str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "nolabel.png" in out and "valannot/a.png" in out and "2 problem(s)" in out

@@ -140,3 +140,19 @@ def test_eval_and_predict_cli(tmp_path, capsys):
     assert Image.open(tmp_path / "pred" / "a_overlay.png").mode == "RGB"
     assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["a_label.png",
                                                                     "a_overlay.png"]
+
+
+def test_training_refuses_an_invalid_data_set(tmp_path):
+    import numpy as np
+
+    root = tmp_path / "camvid"
+    for split in ("train", "val"):
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        Image.new("RGB", (8, 6)).save(root / split / "a.png")
+        Image.fromarray(np.full((6, 8), 3, np.uint8)).save(root / f"{split}annot" / "a.png")
+    Image.fromarray(np.full((5, 8), 3, np.uint8)).save(root / "trainannot" / "a.png")
+    with pytest.raises(DensekitError, match=r"1 problem\(s\), e.g. .*a.png"):
+        train(None, tiny(tmp_path / "run", **{"data.dataset": "camvid", "data.root": str(root),
+                                              "data.options": "{}"}))
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -216,6 +216,33 @@ def _seg_inference_options(p: argparse.ArgumentParser) -> None:
                    help="multi-scale testing, e.g. --scales 0.75 1 1.25")
 
 
+def cmd_data_check(args) -> int:
+    """Report every problem of a data set (file names included); exit 1 if any."""
+    problems: list[str] = []
+    count = 0
+    if args.task == "seg":
+        from densekit.data.seg import build_seg_dataset, check_dataset
+
+        for split in args.split or ["train", "val"]:
+            ds = build_seg_dataset(args.dataset, args.data, split)
+            count += len(ds)
+            problems += check_dataset(ds)
+    else:
+        from densekit.data.image_io import list_images, read_image
+        from densekit.errors import ImageError
+
+        for path in list_images(args.data):
+            count += 1
+            try:
+                read_image(path)
+            except ImageError as e:
+                problems.append(str(e))
+    for p in problems:
+        print(p)
+    print(f"{count} samples checked, {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
 def cmd_demo(args) -> int:
     from densekit.tasks.demo import run_demo
 
@@ -298,6 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     _seg_inference_options(pr)
     _precision_args(pr)
     pr.set_defaults(func=cmd_seg_predict)
+
+    dc = sub.add_parser("data", help="data set tools")
+    dcs = dc.add_subparsers(dest="data_command", required=True)
+    c = dcs.add_parser("check", help="report every problem of a data set, with file names")
+    c.add_argument("--task", choices=["seg", "sr"], required=True)
+    c.add_argument("--dataset", default="folder",
+                   help="seg: voc, cityscapes, camvid, folder or synthetic")
+    c.add_argument("--data", required=True, metavar="DIR")
+    c.add_argument("--split", action="append", help="seg splits (default: train and val)")
+    c.set_defaults(func=cmd_data_check)
 
     d = sub.add_parser("demo", help="the offline demo (make demo)")
     d.add_argument("-o", "--output", default="demo_out")

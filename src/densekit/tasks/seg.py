@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from densekit.config import check, load_config, to_dict
-from densekit.data.seg import (IGNORE_INDEX, build_seg_dataset, median_frequency_weights,
-                               train_transforms)
+from densekit.data.seg import (IGNORE_INDEX, build_seg_dataset, check_dataset,
+                               median_frequency_weights, train_transforms)
 from densekit.data.stream import batch_stream, step_generator
 from densekit.engine.checkpoint import atomic_torch_save
 from densekit.engine.optim import OptimConfig, SchedulerConfig, build_optimizer, build_scheduler
@@ -70,6 +70,7 @@ class SegDataConfig:
     class_weights: str = check("none", choices=["none", "median_frequency"])
     workers: int = check(1, min=0)
     val_limit: int = check(0, min=0, help="validate on the first N images only (0 = all)")
+    check: bool = check(True, help="check every image/label pair before training starts")
 
     def validate(self):
         if len(self.crop_size) != 2 or min(self.crop_size) < 8:
@@ -204,6 +205,11 @@ class SegTask:
         self.train_set = build_seg_dataset(d.dataset, d.root, d.train_split, **kw)
         self.val_set = build_seg_dataset(d.dataset, d.root, d.val_split, **kw)
         self.num_classes = len(self.train_set.classes)
+        if d.check:
+            problems = check_dataset(self.train_set) + check_dataset(self.val_set)
+            if problems:
+                raise DensekitError(f"data set has {len(problems)} problem(s), e.g. "
+                                    f"{problems[0]}; run 'densekit data check' for the list")
         g = build_generator(cfg.model, self.num_classes)
         if t.init_from:
             load_generator_weights(g, t.init_from)
