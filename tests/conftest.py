@@ -58,3 +58,13 @@ def tiny_sr_config(folder, out_dir, **extra):
     }
     sets.update(extra)
     return [f"{k}={v}" for k, v in sets.items()]
+
+
+def tiny_camvid(root: Path) -> Path:
+    """A CamVid (SegNet layout) fixture: one 6x8 image per split, all labelled class 3."""
+    for split in ("train", "val"):
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        Image.new("RGB", (8, 6)).save(root / split / "a.png")
+        Image.fromarray(np.full((6, 8), 3, np.uint8)).save(root / f"{split}annot" / "a.png")
+    return root

@@ -6,7 +6,7 @@ import pytest
 
 from densekit.cli.main import main
 
-from conftest import shared_data, tiny_sr_config
+from conftest import shared_data, tiny_camvid, tiny_sr_config
 
 
 def test_eval_json_on_two_folders(sr_folder, tmp_path, capsys):
@@ -87,12 +87,7 @@ def test_data_check_reports_problems_with_file_names(tmp_path, sr_folder, capsys
     (sr_folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     assert main(["data", "check", "--task", "sr", "--data", str(sr_folder)]) == 1
     assert "broken.png" in capsys.readouterr().out
-    root = tmp_path / "camvid"
-    for split in ("train", "val"):
-        (root / split).mkdir(parents=True)
-        (root / f"{split}annot").mkdir()
-        Image.new("RGB", (8, 6)).save(root / split / "a.png")
-        Image.fromarray(np.full((6, 8), 3, np.uint8)).save(root / f"{split}annot" / "a.png")
+    root = tiny_camvid(tmp_path / "camvid")
     Image.fromarray(np.full((6, 8), 40, np.uint8)).save(root / "valannot" / "a.png")
     Image.new("RGB", (8, 6)).save(root / "train" / "nolabel.png")
     assert main(["data", "check", "--task", "seg", "--dataset", "camvid", "--data",

@@ -11,6 +11,8 @@ from densekit.engine.checkpoint import list_checkpoints, load_checkpoint
 from densekit.errors import DensekitError
 from densekit.tasks.seg import train
 
+from conftest import tiny_camvid
+
 
 def tiny(out, **extra):
     sets = {
@@ -145,12 +147,7 @@ def test_eval_and_predict_cli(tmp_path, capsys):
 def test_training_refuses_an_invalid_data_set(tmp_path):
     import numpy as np
 
-    root = tmp_path / "camvid"
-    for split in ("train", "val"):
-        (root / split).mkdir(parents=True)
-        (root / f"{split}annot").mkdir()
-        Image.new("RGB", (8, 6)).save(root / split / "a.png")
-        Image.fromarray(np.full((6, 8), 3, np.uint8)).save(root / f"{split}annot" / "a.png")
+    root = tiny_camvid(tmp_path / "camvid")
     Image.fromarray(np.full((5, 8), 3, np.uint8)).save(root / "trainannot" / "a.png")
     with pytest.raises(DensekitError, match=r"1 problem\(s\), e.g. .*a.png"):
         train(None, tiny(tmp_path / "run", **{"data.dataset": "camvid", "data.root": str(root),
