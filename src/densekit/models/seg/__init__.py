@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from densekit.errors import ConfigError
+from densekit.models import check_builder_args
 from densekit.models.seg import deeplab, fcn8s
 from densekit.models.seg.deeplab import DeepLabR50
 from densekit.models.seg.discriminator import (DISCRIMINATOR_OPTIONS, SegDiscriminator,
@@ -38,12 +38,6 @@ SEG_MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
 def build_seg_model(name: str, num_classes: int, *, pretrained=None, **options) -> nn.Module:
     """Build segmentation model ``name``; unknown names, options or invalid values (and
     unreadable or mismatching pretrained weights) raise ConfigError."""
-    if name not in SEG_MODELS:
-        raise ConfigError(f"unknown segmentation model {name!r} (known: {', '.join(SEG_MODELS)})")
-    known = SEG_MODEL_OPTIONS[name]
-    for key in options:
-        if key not in known:
-            raise ConfigError(f"model.{name}: unknown option {key!r} "
-                              f"(known: {', '.join(known) if known else 'none'})")
+    check_builder_args("segmentation", SEG_MODELS, SEG_MODEL_OPTIONS, name, options)
     check_num_classes(f"model.{name}", num_classes)
     return SEG_MODELS[name](num_classes, pretrained=pretrained, **options)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from densekit.errors import ConfigError
+from densekit.models import check_builder_args
 from densekit.models.sr import bicubic, hdcn, rednet, srcnn, vdsr
 from densekit.models.sr.bicubic import Bicubic
 from densekit.models.sr.hdcn import HDCN
@@ -30,13 +30,7 @@ SR_MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
 
 def build_sr_model(name: str, scale: int, channels: int = 1, **options) -> nn.Module:
     """Build SR model ``name``; unknown names, options or invalid values raise ConfigError."""
-    if name not in SR_MODELS:
-        raise ConfigError(f"unknown SR model {name!r} (known: {', '.join(SR_MODELS)})")
-    known = SR_MODEL_OPTIONS[name]
-    for key in options:
-        if key not in known:
-            raise ConfigError(f"model.{name}: unknown option {key!r} "
-                              f"(known: {', '.join(known) if known else 'none'})")
+    check_builder_args("SR", SR_MODELS, SR_MODEL_OPTIONS, name, options)
     scale = check_scale(name, scale)
     channels = check_channels(name, channels)
     return SR_MODELS[name](scale, channels, **options)
