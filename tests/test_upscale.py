@@ -139,3 +139,17 @@ def test_bad_scale_is_an_argument_error(capsys):
         main(["sr", "upscale", "x.png", "--scale", "5", "-o", "out"])
     assert e.value.code == 2
     assert "scale must be 2, 3 or 4" in capsys.readouterr().err
+
+
+def test_whole_image_tiled_equals_untiled_with_chroma_and_alpha():
+    from densekit.data.image_io import ImageInfo
+    from densekit.tasks.sr_upscale import upscale_image
+
+    model = random_model("hdcn", 3, features=8)
+    img = torch.rand(3, 29, 35)
+    info = ImageInfo(gray=False, alpha=torch.rand(1, 29, 35), bits=8)
+    a, ia = upscale_image(model, img, info, tile=0)
+    b, ib = upscale_image(model, img, info, tile=9)
+    assert a.shape == (3, 87, 105) and ia.alpha.shape == (1, 87, 105)
+    torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
+    torch.testing.assert_close(ib.alpha, ia.alpha, rtol=0, atol=1e-5)

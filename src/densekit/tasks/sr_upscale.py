@@ -19,8 +19,8 @@ from tqdm import tqdm
 from densekit.data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from densekit.data.image_io import (ImageInfo, collect_inputs, prepare_out_dir, read_image,
                                     save_image)
-from densekit.data.imresize import imresize
 from densekit.errors import DensekitError
+from densekit.models.sr.bicubic import Bicubic
 
 
 def default_tile(scale: int) -> int:
@@ -70,7 +70,7 @@ def upscale_image(model: nn.Module, img: torch.Tensor, info: ImageInfo | None = 
     """Upscale a (C, H, W) [0, 1] image (C = 1 or 3) with an SR model of 1 (Y) or 3 channels.
 
     A Y model runs on the luminance; chroma is upscaled with bicubic. Alpha is upscaled with
-    bicubic separately.
+    bicubic separately. Everything goes through the same tiles, so memory stays bounded.
     """
     s = model.scale
     x = img.to(torch.float32)
@@ -81,7 +81,7 @@ def upscale_image(model: nn.Module, img: torch.Tensor, info: ImageInfo | None = 
         else:
             ycc = rgb_to_ycbcr(x)
             y = tiled_forward(model, ycc[None, :1], tile, autocast=autocast, device=device)[0]
-            cbcr = imresize(ycc[1:].double(), s).float()
+            cbcr = tiled_forward(Bicubic(s, 2), ycc[None, 1:], tile)[0]
             out = ycbcr_to_rgb(torch.cat([y, cbcr]))
     else:
         inp = x.expand(3, -1, -1) if gray else x
@@ -91,7 +91,8 @@ def upscale_image(model: nn.Module, img: torch.Tensor, info: ImageInfo | None = 
     out = out.clamp(0, 1)
     new_info = ImageInfo(gray=gray, alpha=None, bits=info.bits if info else 8)
     if info is not None and info.alpha is not None:
-        new_info.alpha = imresize(info.alpha.double(), s).float().clamp(0, 1)
+        new_info.alpha = tiled_forward(Bicubic(s, 1), info.alpha[None].float(),
+                                       tile)[0].clamp(0, 1)
     return out, new_info
 
 
