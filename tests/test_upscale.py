@@ -153,3 +153,15 @@ def test_whole_image_tiled_equals_untiled_with_chroma_and_alpha():
     assert a.shape == (3, 87, 105) and ia.alpha.shape == (1, 87, 105)
     torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
     torch.testing.assert_close(ib.alpha, ia.alpha, rtol=0, atol=1e-5)
+
+
+def test_outputs_are_ordinary_readable_files(inputs, tmp_path):
+    import os
+    import stat
+
+    out = tmp_path / "out"
+    upscale_files(load_sr_model("bicubic", 2), [str(inputs / "rgb.png")], out, progress=False)
+    mode = stat.S_IMODE(os.stat(out / "rgb_x2.png").st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask

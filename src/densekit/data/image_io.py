@@ -144,6 +144,12 @@ def to_pil(img: torch.Tensor, info: ImageInfo | None = None) -> Image.Image:
     return Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call ``write(tmp_path)`` then rename into ``path``; nothing is left behind on failure."""
     path = Path(path)
@@ -156,6 +162,7 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; outputs are normal files
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)

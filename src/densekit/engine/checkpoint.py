@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from densekit.data.image_io import current_umask
 from densekit.errors import DensekitError
 
 CKPT_RE = re.compile(r"^step_(\d{8})\.pt$")
@@ -27,6 +28,7 @@ def atomic_torch_save(obj, path: Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
