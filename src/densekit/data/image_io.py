@@ -200,3 +200,29 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
     except OSError as e:
         raise ImageError(f"{out}: output folder is not writable ({e.strerror or e})") from None
     return out
+
+
+def process_images(inputs: list[str], out_dir: str | os.PathLike, handle, *, verb: str,
+                   progress: bool = True, report=print) -> dict:
+    """Run ``handle(src_path, out_folder) -> written path`` on every image of ``inputs``
+    (files and folders). A bad file is reported in one line and skipped; the rest go on.
+    Returns ``{"written", "failed", "seconds"}``."""
+    import time
+
+    from tqdm import tqdm
+
+    from densekit.errors import DensekitError
+
+    out = prepare_out_dir(out_dir)
+    files = collect_inputs(inputs)
+    if not files:
+        raise DensekitError(f"{', '.join(inputs)}: no images to {verb}")
+    done, failed = [], []
+    t0 = time.perf_counter()
+    for src in tqdm(files, disable=not progress or len(files) < 2, unit="img"):
+        try:
+            done.append(str(handle(src, out)))
+        except DensekitError as e:
+            failed.append(str(e))
+            report(f"densekit: error: {e}")
+    return {"written": done, "failed": failed, "seconds": time.perf_counter() - t0}

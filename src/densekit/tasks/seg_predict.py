@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
-from densekit.data.image_io import atomic_write, collect_inputs, prepare_out_dir, read_image
-from densekit.errors import DensekitError
+from densekit.data.image_io import atomic_write, process_images, read_image
 from densekit.tasks.seg_eval import normalize, predict_logits
 
 
@@ -29,30 +26,23 @@ def overlay(rgb: np.ndarray, labels: np.ndarray, palette: list, alpha: float = 0
 
 def predict_files(model, meta: dict, inputs: list[str], out_dir: str | Path, *, device="cpu",
                   autocast=None, progress: bool = True, report=print, **inference) -> dict:
-    out = prepare_out_dir(out_dir)
-    files = collect_inputs(inputs)
-    if not files:
-        raise DensekitError(f"{', '.join(inputs)}: no images to segment")
-    done, failed = [], []
-    t0 = time.perf_counter()
+    """Label PNG + overlay for every input; a bad file is reported and skipped."""
     model = model.to(device).eval()
-    for src in tqdm(files, disable=not progress or len(files) < 2, unit="img"):
-        try:
-            img, _ = read_image(src)
-            rgb = img.expand(3, -1, -1) if img.shape[0] == 1 else img
-            rgb8 = torch.round(rgb * 255).to(torch.uint8)
-            x = normalize(rgb8[None]).to(device)
-            probs = predict_logits(model, x, num_classes=len(meta["classes"]),
-                                   resize=meta.get("resize", 1.0), autocast=autocast,
-                                   **inference)
-            labels = probs.argmax(1)[0].cpu().numpy()
-            lab, ovl = label_png(labels, meta["palette"]), overlay(
-                rgb8.permute(1, 2, 0).numpy().astype(np.float32), labels, meta["palette"])
-            for im, suffix in ((lab, "label"), (ovl, "overlay")):
-                atomic_write(out / f"{src.stem}_{suffix}.png",
-                             lambda tmp, im=im: im.save(tmp, format="PNG"))
-            done.append(str(src))
-        except DensekitError as e:
-            failed.append(str(e))
-            report(f"densekit: error: {e}")
-    return {"written": done, "failed": failed, "seconds": time.perf_counter() - t0}
+
+    def handle(src: Path, out: Path) -> Path:
+        img, _ = read_image(src)
+        rgb = img.expand(3, -1, -1) if img.shape[0] == 1 else img
+        rgb8 = torch.round(rgb * 255).to(torch.uint8)
+        probs = predict_logits(model, normalize(rgb8[None]).to(device),
+                               num_classes=len(meta["classes"]), resize=meta.get("resize", 1.0),
+                               autocast=autocast, **inference)
+        labels = probs.argmax(1)[0].cpu().numpy()
+        lab = label_png(labels, meta["palette"])
+        ovl = overlay(rgb8.permute(1, 2, 0).numpy().astype(np.float32), labels, meta["palette"])
+        for im, suffix in ((lab, "label"), (ovl, "overlay")):
+            atomic_write(out / f"{src.stem}_{suffix}.png",
+                         lambda tmp, im=im: im.save(tmp, format="PNG"))
+        return src
+
+    return process_images(inputs, out_dir, handle, verb="segment", progress=progress,
+                          report=report)

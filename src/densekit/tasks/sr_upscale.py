@@ -9,17 +9,13 @@ the untiled one (up to float rounding), at a memory cost set by the tile size.
 from __future__ import annotations
 
 import contextlib
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from densekit.data.color import rgb_to_ycbcr, ycbcr_to_rgb
-from densekit.data.image_io import (ImageInfo, collect_inputs, prepare_out_dir, read_image,
-                                    save_image)
-from densekit.errors import DensekitError
+from densekit.data.image_io import ImageInfo, process_images, read_image, save_image
 from densekit.models.sr.bicubic import Bicubic
 
 
@@ -103,21 +99,13 @@ def output_path(out_dir: Path, src: Path, scale: int) -> Path:
 def upscale_files(model: nn.Module, inputs: list[str], out_dir: str | Path, *, tile: int = 0,
                   autocast=None, device="cpu", progress: bool = True, report=print) -> dict:
     """Upscale every input; a bad file is reported and skipped. Returns counts and failures."""
-    out = prepare_out_dir(out_dir)
-    files = collect_inputs(inputs)
-    if not files:
-        raise DensekitError(f"{', '.join(inputs)}: no images to upscale")
-    done, failed = [], []
-    t0 = time.perf_counter()
-    for src in tqdm(files, disable=not progress or len(files) < 2, unit="img"):
-        try:
-            img, info = read_image(src)
-            y, yinfo = upscale_image(model, img, info, tile=tile, autocast=autocast,
-                                     device=device)
-            dst = output_path(out, src, model.scale)
-            save_image(dst, y, yinfo)
-            done.append(str(dst))
-        except DensekitError as e:
-            failed.append(str(e))
-            report(f"densekit: error: {e}")
-    return {"written": done, "failed": failed, "seconds": time.perf_counter() - t0}
+
+    def handle(src: Path, out: Path) -> Path:
+        img, info = read_image(src)
+        y, yinfo = upscale_image(model, img, info, tile=tile, autocast=autocast, device=device)
+        dst = output_path(out, src, model.scale)
+        save_image(dst, y, yinfo)
+        return dst
+
+    return process_images(inputs, out_dir, handle, verb="upscale", progress=progress,
+                          report=report)
