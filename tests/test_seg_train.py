@@ -130,6 +130,13 @@ def test_eval_and_predict_cli(tmp_path, capsys):
     assert main(["seg", "eval", "--config", str(cfg), "--weights", str(out / "weights.pt"),
                  "--mode", "slide", "--crop", "16", "16", "--json", "--precision", "fp32"]) == 0
     assert json.loads(capsys.readouterr().out)["images"] == 3
+    ckpt = list_checkpoints(out / "checkpoints")[-1]  # the final checkpoint = weights.pt
+    results = []
+    for w in (out / "weights.pt", ckpt):
+        assert main(["seg", "eval", "--config", str(cfg), "--weights", str(w), "--json",
+                     "--precision", "fp32"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0]["iou"] == results[1]["iou"]
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     Image.new("RGB", (40, 30), (120, 80, 40)).save(imgs / "a.png")

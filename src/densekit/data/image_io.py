@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+from tqdm import tqdm
 
-from densekit.errors import ImageError
+from densekit.errors import DensekitError, ImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_PIXELS = 200_000_000  # refuse decompression bombs larger than this (about 14k x 14k)
@@ -207,12 +209,6 @@ def process_images(inputs: list[str], out_dir: str | os.PathLike, handle, *, ver
     """Run ``handle(src_path, out_folder) -> written path`` on every image of ``inputs``
     (files and folders). A bad file is reported in one line and skipped; the rest go on.
     Returns ``{"written", "failed", "seconds"}``."""
-    import time
-
-    from tqdm import tqdm
-
-    from densekit.errors import DensekitError
-
     out = prepare_out_dir(out_dir)
     files = collect_inputs(inputs)
     if not files:

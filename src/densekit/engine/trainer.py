@@ -225,55 +225,45 @@ class Trainer:
                     if bad:  # skip: the task did not apply this step's update
                         self.log.info(f"step {self.step}: non-finite {bad[0]}, update skipped")
                         metrics = {k: v for k, v in metrics.items() if math.isfinite(v)}
-                except Rollback as r:
+                    used_lr = {f"lr_{n}": o.param_groups[0]["lr"]
+                               for n, o in self.task.optimizers.items()}
+                    with warnings.catch_warnings():  # phase schedules also step while idle
+                        warnings.filterwarnings("ignore",
+                                                message="Detected call of `lr_scheduler")
+                        for s in self.task.schedulers.values():
+                            s.step()
+                    self.step += 1
+                    bar.update(1)
+                    for k, v in metrics.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    count += 1
+                    if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
+                        now = time.perf_counter()
+                        row = {k: v / count for k, v in sums.items()}
+                        row.update(used_lr)  # the learning rates of the window's last step
+                        row["samples_per_s"] = count * self.batch_size / max(now - t_last, 1e-9)
+                        self.log.scalars(self.step, row, "train")
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
+                                         if not k.startswith("lr_")}, refresh=False)
+                        sums, count, t_last = {}, 0, now
+                    if self.step in self.extra_val_steps or self.val_every and (
+                            self.step % self.val_every == 0 or self.step == self.total_steps):
+                        last_val = self.task.validate()
+                        if last_val:
+                            self.log.scalars(self.step, last_val, "val")
+                            self.log.info(f"step {self.step}: " + ", ".join(
+                                f"{k} {v:.4f}" for k, v in last_val.items()))
+                    if self.step % self.cfg.ckpt_every == 0 or self.step == self.total_steps:
+                        if not self.weights_finite():  # never checkpoint broken weights
+                            raise Rollback(f"non-finite weights after step {self.step}")
+                        self.save()
+                except Rollback as r:  # from the step, the validation or the weights check
                     self.rollback(str(r))
                     bar.reset(total=self.total_steps)
                     bar.update(self.step)
                     sums, count = {}, 0
                     batches = self.task.batches(self.step)
                     continue
-                used_lr = {f"lr_{n}": o.param_groups[0]["lr"]
-                           for n, o in self.task.optimizers.items()}
-                with warnings.catch_warnings():  # phase schedules also step while idle
-                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler")
-                    for s in self.task.schedulers.values():
-                        s.step()
-                self.step += 1
-                bar.update(1)
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
-                if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
-                    now = time.perf_counter()
-                    row = {k: v / count for k, v in sums.items()}
-                    row.update(used_lr)  # the learning rates of the window's last step
-                    row["samples_per_s"] = count * self.batch_size / max(now - t_last, 1e-9)
-                    self.log.scalars(self.step, row, "train")
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
-                                     if not k.startswith("lr_")}, refresh=False)
-                    sums, count, t_last = {}, 0, now
-                if self.step in self.extra_val_steps or self.val_every and (
-                        self.step % self.val_every == 0 or self.step == self.total_steps):
-                    try:
-                        last_val = self.task.validate()
-                    except Rollback as r:
-                        self.rollback(str(r))
-                        bar.reset(total=self.total_steps)
-                        bar.update(self.step)
-                        batches = self.task.batches(self.step)
-                        continue
-                    if last_val:
-                        self.log.scalars(self.step, last_val, "val")
-                        self.log.info(f"step {self.step}: " + ", ".join(
-                            f"{k} {v:.4f}" for k, v in last_val.items()))
-                if self.step % self.cfg.ckpt_every == 0 or self.step == self.total_steps:
-                    if not self.weights_finite():  # never checkpoint broken weights
-                        self.rollback(f"non-finite weights after step {self.step}")
-                        bar.reset(total=self.total_steps)
-                        bar.update(self.step)
-                        batches = self.task.batches(self.step)
-                        continue
-                    self.save()
                 if stop.signum is not None and self.step < self.total_steps:
                     path = self.save()
                     self.log.info(f"stopped by signal {stop.signum} at step {self.step}; "

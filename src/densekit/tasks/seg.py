@@ -341,20 +341,21 @@ class SegTask:
         if self.step < self.p1 or not self.p2:
             return "phase 1: replaying with the same settings"
         self.collapses += 1
-        a = self.cfg.train.adversarial
-        for group, base in zip(self.optimizers["D"].param_groups,
-                               self.schedulers["D"].base_lrs):
-            group["lr"] = base * a.damping ** self.collapses
         self._apply_damping()
+        a = self.cfg.train.adversarial
         return f"lambda -> {self.lam:.3g}, D lr x{a.damping ** self.collapses:.3g}"
 
     def _apply_damping(self):
-        a = self.cfg.train.adversarial
+        """A's lr = configured lr * damping^collapses (lambda follows via ``self.lam``)."""
         sched = self.schedulers.get("D")
-        if sched is not None:
-            if not hasattr(self, "_d_base_lrs"):
-                self._d_base_lrs = list(sched.base_lrs)
-            sched.base_lrs = [b * a.damping ** self.collapses for b in self._d_base_lrs]
+        if sched is None:
+            return
+        a = self.cfg.train.adversarial
+        base = a.d_optimizer.lr * a.damping ** self.collapses
+        sched.base_lrs = [base] * len(sched.base_lrs)
+        factor = sched.lr_lambdas[0](sched.last_epoch)
+        for group in self.optimizers["D"].param_groups:
+            group["lr"] = base * factor
 
     def signature(self) -> dict:
         m, d = self.cfg.model, self.cfg.data
@@ -365,7 +366,9 @@ class SegTask:
 
     def extra_state(self) -> dict:
         return {"precision": self.precision.state_dict(), "collapses": self.collapses,
-                "phase1_miou": self.phase1_miou, "d_low_steps": self.d_low_steps}
+                "phase1_miou": self.phase1_miou, "d_low_steps": self.d_low_steps,
+                "classes": list(self.train_set.classes),
+                "palette": [list(c) for c in self.train_set.palette]}
 
     def load_extra_state(self, state: dict) -> None:
         self.precision.load_state_dict(state.get("precision"))
@@ -411,13 +414,10 @@ def read_seg_weights(path: str | Path) -> dict:
         cfg = state["config"]
         if cfg.get("task") != "seg":
             raise DensekitError(f"{path}: not a segmentation checkpoint")
-        data = cfg["data"]
-        ds = build_seg_dataset(data["dataset"], data["root"], data["val_split"],
-                               **dataset_kwargs(SegDataConfig(**{
-                                   k: v for k, v in data.items() if k == "options"})))
+        task = state["task"]
         return {"model": cfg["model"]["name"], "options": cfg["model"]["options"],
-                "classes": list(ds.classes), "palette": [list(c) for c in ds.palette],
-                "resize": data["resize"], "state_dict": state["modules"]["G"]}
+                "classes": task["classes"], "palette": task["palette"],
+                "resize": cfg["data"]["resize"], "state_dict": state["modules"]["G"]}
     if state.get("format") != SEG_WEIGHTS_FORMAT:
         raise DensekitError(f"{path}: not a densekit segmentation weights file")
     return state

@@ -37,10 +37,13 @@ def tiled_forward(model: nn.Module, lr: torch.Tensor, tile: int = 0, *, autocast
     ctx = autocast or contextlib.nullcontext
     _, c, h, w = lr.shape
 
+    first = next(model.parameters(), None)
+    channels_last = first is not None and first.dim() == 4 and \
+        first.is_contiguous(memory_format=torch.channels_last)
+
     def run(x):
         x = x.to(device)
-        if next(model.parameters(), None) is not None and \
-                next(model.parameters()).is_contiguous(memory_format=torch.channels_last):
+        if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with ctx():
             y = model(x)
