@@ -25,3 +25,18 @@ def test_demo_writes_table_and_comparisons(tmp_path, monkeypatch, capsys):
             im = Image.open(tmp_path / "out" / "sr" / f"{name}_x{s}.png")
             assert im.width > 3 * 300 // 2  # three panels side by side
     assert "mean" in out and "Bicubic PSNR/SSIM" in out
+
+
+def test_seg_demo_trains_both_phases_and_writes_pictures(tmp_path, capsys):
+    torch.set_num_threads(1)
+    short = ["train.iters_per_epoch=3", "train.val_every_epochs=1"]
+    miou = demo.run_seg_demo(tmp_path / "seg", scenes=2, phases={
+        "phase1": ["train.phase1_epochs=1", "train.phase2_epochs=0"] + short,
+        "ssgan": ["train.phase1_epochs=0", "train.phase2_epochs=1"] + short})
+    out = capsys.readouterr().out
+    assert set(miou) == {"phase1", "ssgan"} and all(0 <= v <= 1 for v in miou.values())
+    assert f"after phase 2 (SS-GAN): {100 * miou['ssgan']:.1f}%" in out
+    for i in range(2):
+        im = Image.open(tmp_path / "seg" / f"scene{i}.png")
+        assert im.width > 4 * 64 * 3  # image | ground truth | phase 1 | SS-GAN
+    assert not (tmp_path / "seg" / "scene2.png").exists()

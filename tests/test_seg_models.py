@@ -493,3 +493,19 @@ def test_parameter_counts(fcn, deeplab):
     assert count_params(deeplab) == 39_114_581
     assert count_params(build_discriminator("vgg", C)) == 1_973_697
     assert count_params(build_discriminator("resnet", C)) == 2_012_609
+
+
+def test_fcn_width_option(vgg_file):
+    narrow = build_seg_model("fcn8s_vgg16", C, width=0.25)
+    assert narrow.fc6.weight.shape == (1024, 128, 7, 7) and narrow.fc7.weight.shape[:2] == (1024, 1024)
+    assert narrow.score_pool3.in_channels == 64 and narrow.score_pool4.in_channels == 128
+    convs = [m.out_channels for m in narrow.features if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [16, 16, 32, 32, 64, 64, 64, 128, 128, 128, 128, 128, 128]
+    with torch.no_grad():
+        assert narrow.eval()(torch.randn(1, 3, 19, 33)).shape == (1, C, 19, 33)
+    assert count_params(narrow) < count_params(build_seg_model("fcn8s_vgg16", C)) / 10
+    for bad in (0, 1.5, "half", True):
+        with pytest.raises(ConfigError, match="width"):
+            build_seg_model("fcn8s_vgg16", C, width=bad)
+    with pytest.raises(ConfigError, match="width 1"):
+        build_seg_model("fcn8s_vgg16", C, width=0.5, pretrained=str(vgg_file))

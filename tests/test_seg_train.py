@@ -80,6 +80,10 @@ def test_phase2_from_a_phase1_run(tmp_path):
                             "train.init_from": str(p1 / "weights.pt")}))
     tr = [x for x in rows(p2) if x["split"] == "train"]
     assert len(tr) == 4 and all("d_loss" in x for x in tr)
+    # the collapse guard's reference is the phase-1 run's mIoU, measured before phase 2 starts
+    p1_miou = [x for x in rows(p1) if x["split"] == "val"][-1]["miou"]
+    state = load_checkpoint(list_checkpoints(p2 / "checkpoints")[-1])
+    assert state["task"]["phase1_miou"] == pytest.approx(p1_miou, abs=1e-9)
 
 
 def test_collapse_guard_recovers_from_a_huge_d_learning_rate(tmp_path):

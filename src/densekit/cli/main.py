@@ -246,7 +246,7 @@ def cmd_data_check(args) -> int:
 def cmd_demo(args) -> int:
     from densekit.tasks.demo import run_demo
 
-    run_demo(args.output)
+    run_demo(args.output, ("sr", "seg") if args.part == "all" else (args.part,))
     return 0
 
 
@@ -338,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the offline demo (make demo)")
     d.add_argument("-o", "--output", default="demo_out")
+    d.add_argument("--part", default="all", choices=["all", "sr", "seg"],
+                   help="super-resolution, segmentation (SS-GAN) or both")
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -267,6 +267,9 @@ class SegTask:
         self.G.train()
         if step < self.p1:
             return self._phase1_step(images, masks)
+        if self.phase1_miou is None and self.cfg.train.adversarial.guard:
+            # phase 2 started from a phase-1 run (init_from): its mIoU is the guard's reference
+            self.phase1_miou = self._evaluate()["miou"]
         return self._phase2_step(images, masks)
 
     def _ce(self, logits, masks):
@@ -320,12 +323,15 @@ class SegTask:
                 "d_acc_real": float(acc_real), "d_acc_fake": float(acc_fake), "lambda": self.lam}
 
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
+    def _evaluate(self) -> dict:
         d = self.cfg.data
-        res = evaluate_dataset(self.G, self.val_set, num_classes=self.num_classes,
-                               device=self.precision.device, autocast=self.precision.autocast,
-                               channels_last=self.precision.channels_last,
-                               limit=d.val_limit or None, resize=d.resize)
+        return evaluate_dataset(self.G, self.val_set, num_classes=self.num_classes,
+                                device=self.precision.device, autocast=self.precision.autocast,
+                                channels_last=self.precision.channels_last,
+                                limit=d.val_limit or None, resize=d.resize)
+
+    def validate(self) -> dict[str, float]:
+        res = self._evaluate()
         out = {"miou": res["miou"], "pixel_acc": res["pixel_acc"]}
         step = self.step + 1
         a = self.cfg.train.adversarial

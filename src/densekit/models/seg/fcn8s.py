@@ -36,6 +36,10 @@ an empty output, and then crops with hand-computed offsets. Here instead:
 
 So any ``H, W >= 1`` (odd included) gives logits of exactly the input size, without padding
 the image and without offsets that depend on the size.
+
+``width`` (default 1: the paper's network) multiplies every channel count (VGG16's 64..512 and
+fc6/fc7's 4096) for a lighter FCN-8s of the same layout, e.g. for CPUs and small data sets (the
+demo uses 0.25); ImageNet weights exist only for width 1.
 """
 
 from __future__ import annotations
@@ -86,33 +90,41 @@ class FCN8s(nn.Module):
     family = "vgg"
 
     def __init__(self, num_classes: int, backbone: torchvision.models.VGG | None = None,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, width: float = 1.0):
         super().__init__()
         self.num_classes = check_num_classes("model.fcn8s_vgg16", num_classes)
         _check_dropout(dropout)
-        vgg = torchvision.models.vgg16() if backbone is None else backbone
-        _check_vgg16(vgg)
+        ch = _check_width(width)
+        if width != 1 and backbone is not None:
+            raise ConfigError("model.fcn8s_vgg16: a VGG16 backbone (ImageNet weights) needs "
+                              f"width 1, got width {width}")
+        if backbone is None:
+            vgg = torchvision.models.vgg16() if width == 1 else _narrow_vgg16(ch)
+        else:
+            vgg = backbone
+        _check_vgg16(vgg, ch)
         self.features = vgg.features
         for i in VGG16_POOLS:
             self.features[i].ceil_mode = True
 
         fc6, fc7 = vgg.classifier[0], vgg.classifier[3]
-        self.fc6 = nn.Conv2d(512, 4096, 7, padding=3)
+        c512, c4096 = ch(512), ch(4096)
+        self.fc6 = nn.Conv2d(c512, c4096, 7, padding=3)
         self.relu6 = nn.ReLU(inplace=True)
         self.drop6 = nn.Dropout(dropout)
-        self.fc7 = nn.Conv2d(4096, 4096, 1)
+        self.fc7 = nn.Conv2d(c4096, c4096, 1)
         self.relu7 = nn.ReLU(inplace=True)
         self.drop7 = nn.Dropout(dropout)
         with torch.no_grad():
-            self.fc6.weight.copy_(fc6.weight.reshape(4096, 512, 7, 7))
+            self.fc6.weight.copy_(fc6.weight.reshape(c4096, c512, 7, 7))
             self.fc6.bias.copy_(fc6.bias)
-            self.fc7.weight.copy_(fc7.weight.reshape(4096, 4096, 1, 1))
+            self.fc7.weight.copy_(fc7.weight.reshape(c4096, c4096, 1, 1))
             self.fc7.bias.copy_(fc7.bias)
 
         c = self.num_classes
-        self.score_fr = nn.Conv2d(4096, c, 1)
-        self.score_pool4 = nn.Conv2d(512, c, 1)
-        self.score_pool3 = nn.Conv2d(256, c, 1)
+        self.score_fr = nn.Conv2d(c4096, c, 1)
+        self.score_pool4 = nn.Conv2d(c512, c, 1)
+        self.score_pool3 = nn.Conv2d(ch(256), c, 1)
         self.upscore2 = nn.ConvTranspose2d(c, c, 4, stride=2, padding=1, bias=False)
         self.upscore_pool4 = nn.ConvTranspose2d(c, c, 4, stride=2, padding=1, bias=False)
         self.reset_head()
@@ -148,23 +160,47 @@ def _check_dropout(dropout) -> None:
         raise ConfigError(f"model.fcn8s_vgg16: dropout must be in [0, 1), got {dropout!r}")
 
 
-def _check_vgg16(vgg) -> None:
+def _check_width(width):
+    """The channel-count function of ``width`` (a number in (0, 1])."""
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
+        raise ConfigError(f"model.fcn8s_vgg16: width must be a number in (0, 1], got {width!r}")
+    return lambda c: max(1, round(c * width))
+
+
+def _narrow_vgg16(ch) -> torchvision.models.VGG:
+    """A torchvision VGG16 (cfg "D") with every channel count mapped by ``ch``."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    vgg = torchvision.models.VGG(make_layers([v if v == "M" else ch(v) for v in cfgs["D"]]))
+    # the classifier of the narrow network: the same layout, so fc6/fc7 reshape as for width 1
+    vgg.classifier[0] = nn.Linear(ch(512) * 49, ch(4096))
+    vgg.classifier[3] = nn.Linear(ch(4096), ch(4096))
+    for i in (0, 3):
+        nn.init.normal_(vgg.classifier[i].weight, 0, 0.01)
+        nn.init.zeros_(vgg.classifier[i].bias)
+    return vgg
+
+
+def _check_vgg16(vgg, ch=lambda c: c) -> None:
     feats = getattr(vgg, "features", None)
     cls = getattr(vgg, "classifier", None)
+    c512, c4096 = ch(512), ch(4096)
     ok = (isinstance(feats, nn.Sequential) and len(feats) == 31
           and all(isinstance(feats[i], nn.MaxPool2d) for i in VGG16_POOLS)
           and isinstance(cls, nn.Sequential) and len(cls) >= 4
-          and isinstance(cls[0], nn.Linear) and tuple(cls[0].weight.shape) == (4096, 25088)
-          and isinstance(cls[3], nn.Linear) and tuple(cls[3].weight.shape) == (4096, 4096))
+          and isinstance(cls[0], nn.Linear)
+          and tuple(cls[0].weight.shape) == (c4096, c512 * 49)
+          and isinstance(cls[3], nn.Linear) and tuple(cls[3].weight.shape) == (c4096, c4096))
     if not ok:
         raise ConfigError("model.fcn8s_vgg16: backbone must be a torchvision vgg16() "
                           "(no batch norm)")
 
 
-FCN8S_OPTIONS = ("dropout",)
+FCN8S_OPTIONS = ("dropout", "width")
 
 
-def fcn8s_vgg16(num_classes: int, *, pretrained=None, dropout: float = 0.5) -> FCN8s:
+def fcn8s_vgg16(num_classes: int, *, pretrained=None, dropout: float = 0.5,
+                width: float = 1.0) -> FCN8s:
     """Build FCN-8s on VGG16.
 
     ``pretrained``: None (from scratch), "imagenet" (``VGG16_Weights.IMAGENET1K_V1`` through
@@ -174,6 +210,11 @@ def fcn8s_vgg16(num_classes: int, *, pretrained=None, dropout: float = 0.5) -> F
     owner = "model.fcn8s_vgg16"
     check_num_classes(owner, num_classes)
     _check_dropout(dropout)
+    _check_width(width)
+    if width != 1:
+        if pretrained:
+            raise ConfigError(f"{owner}: ImageNet weights need width 1, got width {width}")
+        return FCN8s(num_classes, dropout=dropout, width=width)
     loaded = load_pretrained_state(owner, pretrained, VGG16_Weights, VGG16_Weights.IMAGENET1K_V1)
     vgg = torchvision.models.vgg16()
     if loaded is not None:
