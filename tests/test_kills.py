@@ -5,7 +5,6 @@ folder (lock)."""
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -21,9 +20,6 @@ from densekit.engine.checkpoint import (TEMP_RE, checkpoint_step, list_checkpoin
 from densekit.tasks import seg, sr
 
 from conftest import tiny_sr_config
-
-KILLS = {}  # suite name -> kills survived (printed at the end for the report)
-
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -183,7 +179,7 @@ def test_sr_run_survives_sigkills(sr_folder, tmp_path, forker):
     plan = seeded_plan(1, 7, 4, 2) + [("save", "last")]
     kills = run_killing(forker, cli("sr", tiny_sr_config(sr_folder, out, **extra)), out, plan,
                         total=64, ckpt_every=4)
-    KILLS["sr"] = kills
+    print(f"\nSR run: {kills} SIGKILLs survived")
     assert kills == 12
     assert_same_weights(ref, out)
 
@@ -192,20 +188,37 @@ def test_sr_run_survives_sigkills(sr_folder, tmp_path, forker):
 def test_two_phase_ssgan_run_survives_sigkills(tmp_path, forker):
     from test_seg_train import tiny
 
-    extra = {"train.phase1_epochs": 2, "train.phase2_epochs": 2, "train.iters_per_epoch": 8,
-             "engine.ckpt_every": 4, "engine.keep_ckpts": 2, "engine.deterministic": "true",
-             "engine.threads": 1}
+    extra = {"train.phase1_epochs": 2, "train.phase2_epochs": 2, "train.iters_per_epoch": 4,
+             "engine.ckpt_every": 2, "engine.keep_ckpts": 2, "engine.deterministic": "true",
+             "engine.threads": 1, "train.optimizer.name": "sgd",  # small checkpoints
+             "train.adversarial.g_optimizer.name": "sgd",
+             "train.adversarial.d_options": "{width: 8, label_width: 8}"}
     ref, out = tmp_path / "ref", tmp_path / "killed"
     seg.train(None, tiny(ref, **extra))
-    rng = random.Random(2)  # phase 1 is steps 1-16, the switch at 16, phase 2 steps 17-32
-    plan = [("at", rng.randint(1, 5)), ("save_at", 8), ("at", rng.randint(9, 14)),  # phase 1
-            ("save_at", 16), ("at", 16),  # the phase switch: its checkpoint, right after it
-            ("at", rng.randint(17, 19)), ("save_at", 24), ("at", rng.randint(25, 27)),
+    rng = random.Random(2)  # phase 1 is steps 1-8, the switch at 8, phase 2 steps 9-16
+    plan = [("at", rng.randint(1, 3)), ("save_at", 4), ("at", rng.randint(5, 7)),  # phase 1
+            ("save_at", 8), ("at", 8),  # the phase switch: its checkpoint, right after it
+            ("at", rng.randint(9, 10)), ("save_at", 12), ("at", 13),
             ("save", "last")]  # phase 2, and the final weights.pt write
-    kills = run_killing(forker, cli("seg", tiny(out, **extra)), out, plan, total=32,
-                        ckpt_every=4)
-    KILLS["ssgan"] = kills
+    kills = run_killing(forker, cli("seg", tiny(out, **extra)), out, plan, total=16,
+                        ckpt_every=2)
+    print(f"\nSS-GAN run: {kills} SIGKILLs survived")
     assert kills == 9
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("d_loss" in r for r in rows)  # phase 2 ran
     assert_same_weights(ref, out)
+
+
+# ---- one run per folder --------------------------------------------------------------------------
+def test_a_second_run_on_the_same_folder_is_refused(sr_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    sets = tiny_sr_config(sr_folder, out, **{"train.epochs": 1})
+    for resume in ([], ["--resume", "auto"]):
+        with run_lock(out):  # a run in progress holds the lock
+            assert main(cli("sr", sets) + resume) == 2
+        assert capsys.readouterr().err == (
+            f"densekit: error: {out}: another run is using this folder (pid {os.getpid()}); "
+            "wait for it to end or choose another engine.out_dir\n")
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]  # it wrote nothing
+    sr.train(None, sets)  # once the lock is released the run goes ahead
+    assert [p.name for p in list_checkpoints(out / "checkpoints")] == ["step_00000002.pt"]
