@@ -27,7 +27,7 @@ from densekit.config import check
 from densekit.engine import checkpoint as ckpt
 from densekit.engine.logger import RunLogger
 from densekit.engine.precision import Precision, resolve_device, resolve_precision
-from densekit.errors import DensekitError
+from densekit.errors import ConfigError, DensekitError
 
 
 @dataclass
@@ -48,6 +48,10 @@ class EngineConfig:
                            help="on a NaN/Inf loss: reload the last checkpoint and go on, "
                                 "skip the step, or stop")
     max_rollbacks: int = check(5, min=0)
+
+    def validate(self):
+        if not self.out_dir.strip():
+            raise ConfigError("out_dir: must name a folder, got ''")
 
 
 class Rollback(Exception):
