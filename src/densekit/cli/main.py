@@ -230,10 +230,17 @@ def cmd_data_check(args) -> int:
     problems: list[str] = []
     count = 0
     if args.task == "seg":
+        from pathlib import Path
+
         from densekit.data.seg import build_seg_dataset, check_dataset
 
-        for split in args.split or ["train", "val"]:
-            ds = build_seg_dataset(args.dataset, args.data, split)
+        splits, kwargs = args.split or ["train", "val"], {}
+        if args.dataset == "folder":  # DIR/images + DIR/masks, or DIR/SPLIT/images + ...
+            kwargs["classes"] = args.classes or str(Path(args.data) / "classes.txt")
+            if not args.split and (Path(args.data) / "images").is_dir():
+                splits = [None]
+        for split in splits:
+            ds = build_seg_dataset(args.dataset, args.data, split, **kwargs)
             count += len(ds)
             problems += check_dataset(ds)
     else:
@@ -343,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seg: voc, cityscapes, camvid, folder or synthetic")
     c.add_argument("--data", required=True, metavar="DIR")
     c.add_argument("--split", action="append", help="seg splits (default: train and val)")
+    c.add_argument("--classes", metavar="FILE",
+                   help="folder data sets: class names, one a line (default: DIR/classes.txt)")
     c.set_defaults(func=cmd_data_check)
 
     d = sub.add_parser("demo", help="the offline demo (make demo)")
