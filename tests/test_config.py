@@ -108,3 +108,46 @@ def test_shipped_seg_configs_are_valid():
     assert cfg.data.resize == 0.5 and cfg.data.class_weights == "median_frequency"
     assert cfg.train.adversarial.d_optimizer.name == "sgd"
     assert cfg.train.adversarial.d_optimizer.momentum == 0.9
+
+
+@pytest.mark.parametrize("task, override, message", [
+    ("sr", "train.epochs=-1", "train.epochs: must be >= 1, got -1"),
+    ("sr", "train.epochs=0", "train.epochs: must be >= 1, got 0"),
+    ("sr", "train.optimizer.lr=-0.001", "train.optimizer.lr: must be > 0, got -0.001"),
+    ("sr", "train.optimizer.lr=.nan", "train.optimizer.lr: must be a finite number, got nan"),
+    ("sr", "train.optimizer.lr=.inf", "train.optimizer.lr: must be a finite number, got inf"),
+    ("sr", "train.optimizer.betas=[.nan, 0.9]", "train.optimizer.betas: must be a finite"),
+    ("sr", "train.optimizer.betas=[1, 0.9]", "train.optimizer.betas: expected two numbers in"),
+    ("sr", "train.l2=.nan", "train.l2: must be a finite number"),
+    ("sr", "model.scale=0", "model.scale: must be one of [2, 3, 4], got 0"),
+    ("sr", "data.patch_size=3", "data.patch_size: must be >= 8, got 3"),
+    ("sr", "data.patch_size=[64]", "data.patch_size: expected an integer, got [64]"),
+    ("sr", "data.workers=-1", "data.workers: must be >= 0, got -1"),
+    ("sr", "engine.out_dir=''", "engine.out_dir: must name a folder"),
+    ("sr", "engine.ckpt_every=0", "engine.ckpt_every: must be >= 1, got 0"),
+    ("sr", "engine.nonfinite=ignore", "engine.nonfinite: must be one of"),
+    ("sr", "engine.bogus=1", "engine.bogus: unknown key"),
+    ("seg", "train.phase1_epochs=-1", "train.phase1_epochs: must be >= 0, got -1"),
+    ("seg", "train.phase1_epochs=0", "train.phase2_epochs: phase1_epochs + phase2_epochs must"),
+    ("seg", "train.adversarial.d_optimizer.lr=-1", "train.adversarial.d_optimizer.lr: must be >"),
+    ("seg", "train.adversarial.eps=0", "train.adversarial.eps: must be > 0"),
+    ("seg", "train.adversarial.eps=.nan", "train.adversarial.eps: must be a finite number"),
+    ("seg", "train.adversarial.lam=-1", "train.adversarial.lam: must be >= 0"),
+    ("seg", "data.crop_size=[4, 64]", "data.crop_size: expected [height, width] >= 8"),
+    ("seg", "data.crop_size=[64]", "data.crop_size: expected [height, width] >= 8"),
+    ("seg", "data.crop_size=64x64", "data.crop_size[0]: expected an integer, got '64x64'"),
+    ("seg", "data.scale_range=[2, 1]", "data.scale_range: expected [low, high] with 0 < low"),
+    ("seg", "data.resize=0", "data.resize: must be > 0, got 0"),
+    ("seg", "data.resize=2", "data.resize: must be <= 1, got 2"),
+    ("seg", "model.name=unet", "model.name: unknown generator 'unet'"),
+    ("seg", "data.val_limit=-2", "data.val_limit: must be >= 0, got -2"),
+    ("seg", "train.optimizer.name=rmsprop", "train.optimizer.name: must be one of"),
+])
+def test_impossible_values_are_one_line_errors_naming_the_key(task, override, message):
+    from densekit.tasks.seg import SegConfig
+
+    cls = SRConfig if task == "sr" else SegConfig
+    extra = ["train.phase2_epochs=0"] if "phase1_epochs=0" in override else []
+    with pytest.raises(ConfigError) as e:
+        load_config(cls, None, [override] + extra)
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)

@@ -2,6 +2,7 @@
 median-frequency weights, dataset checks, synthetic scenes, and the real CamVid if present."""
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -581,3 +582,76 @@ def test_real_camvid():
     w = median_frequency_weights(train, 11)
     assert (w > 0).all()
     assert w[3] < 1 < w[10]  # Road is frequent, Bicyclist rare
+
+
+# ------------------------------------------------------------------------------------------
+# Bad data sets: `densekit data check` and training name every bad file, in both layouts
+
+def bad_dataset(tmp_path, layout):
+    """A train/val data set in the CamVid or the folder layout whose train split has one of
+    each problem. Returns (root, data-check arguments, training overrides, problem files)."""
+    root = tmp_path / layout
+    dirs = {s: ((root / s, root / f"{s}annot") if layout == "camvid" else
+                (root / s / "images", root / s / "masks")) for s in ("train", "val")}
+    ignore, bad_value = (11, 12) if layout == "camvid" else (255, 3)
+    for split, (img, lbl) in dirs.items():
+        for i in range(2):
+            save_rgb(img / f"ok{i}.png", rgb(12, 16, i))
+            lab = np.zeros((12, 16), np.uint8)
+            lab[:, 8:] = 2
+            lab[0] = ignore  # the ignore value is not a problem
+            save_gray_png(lbl / f"ok{i}.png", lab)
+    img, lbl = dirs["train"]
+    save_rgb(img / "nolabel.png", rgb(12, 16))
+    save_gray_png(lbl / "noimage.png", np.zeros((12, 16), np.uint8))
+    save_rgb(img / "badvalue.png", rgb(12, 16))
+    lab = np.zeros((12, 16), np.uint8)
+    lab[5, 5] = bad_value
+    save_gray_png(lbl / "badvalue.png", lab)
+    save_rgb(img / "sizes.png", rgb(12, 16))
+    save_gray_png(lbl / "sizes.png", np.zeros((16, 16), np.uint8))
+    save_rgb(img / "cutimage.png", rgb(12, 16))
+    (img / "cutimage.png").write_bytes((img / "cutimage.png").read_bytes()[:60])
+    save_gray_png(lbl / "cutimage.png", np.zeros((12, 16), np.uint8))
+    save_rgb(img / "junklabel.png", rgb(12, 16))
+    (lbl / "junklabel.png").write_bytes(b"not a png at all")
+    problems = {lbl / "nolabel.png": f"label missing for image {img / 'nolabel.png'}",
+                lbl / "noimage.png": "label without an image",
+                lbl / "badvalue.png": f"label values {bad_value} are not allowed",
+                lbl / "sizes.png": "label is 16x16 but image", img / "cutimage.png": "cannot decode",
+                lbl / "junklabel.png": "not an image"}
+    if layout == "camvid":
+        return root, ["--dataset", "camvid"], {"data.dataset": "camvid", "data.options": "{}"}, \
+            dirs, problems
+    (root / "classes.txt").write_text("a\nb\nc\n")
+    return root, ["--dataset", "folder"], {"data.dataset": "folder",
+                                           "data.options": "{classes: [a, b, c]}"}, dirs, problems
+
+
+@pytest.mark.parametrize("layout", ["camvid", "folder"])
+def test_bad_data_sets_are_reported_file_by_file(tmp_path, capsys, layout):
+    from densekit.cli.main import main
+    from densekit.tasks.seg import train
+    from test_seg_train import tiny
+
+    root, args, sets, dirs, problems = bad_dataset(tmp_path, layout)
+    assert main(["data", "check", "--task", "seg", "--data", str(root), *args]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "9 samples checked, 6 problem(s)", lines
+    for path, words in problems.items():
+        hits = [line for line in lines if line.startswith(f"{path}: ")]
+        assert len(hits) == 1 and words in hits[0], (path, lines)
+    out = tmp_path / "run"
+    with pytest.raises(DensekitError, match=r"data set has 6 problem\(s\), e.g. /.*\.png: "):
+        train(None, tiny(out, **sets, **{"data.root": str(root), "data.crop_size": "[8, 8]"}))
+    assert not (out / "checkpoints").exists()
+    for path in problems:  # bad samples removed: the same data set checks clean
+        for folder in dirs["train"]:
+            (folder / path.name).unlink(missing_ok=True)
+    assert main(["data", "check", "--task", "seg", "--data", str(root), *args]) == 0
+    # a missing folder: one line naming it, exit status 2
+    shutil.rmtree(dirs["val"][1])
+    assert main(["data", "check", "--task", "seg", "--data", str(root), *args]) == 2
+    assert capsys.readouterr().err == f"densekit: error: {dirs['val'][1]}: " + (
+        "CamVid val label folder not found\n" if layout == "camvid" else
+        "masks folder not found\n")

@@ -164,3 +164,33 @@ def test_training_refuses_an_invalid_data_set(tmp_path):
         train(None, tiny(tmp_path / "run", **{"data.dataset": "camvid", "data.root": str(root),
                                               "data.options": "{}"}))
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"data.crop_size": "[65, 20]"}, "data.crop_size: 65x20 is larger than the training images "
+                                     "even at the largest scale (32x32 x 2 = 64x64)"),
+    ({"data.crop_size": "[16, 40]", "data.scale_range": "[0.5, 1.0]"},
+     "data.crop_size: 16x40 is larger than the training images"),
+    ({"data.options": "{bogus: 1}"}, "data.options: unknown option 'bogus' for the synthetic"),
+    ({"train.adversarial.d_options": "{bogus: 1}"},
+     "train.adversarial.d_options: unknown option 'bogus'"),
+])
+def test_impossible_training_setups_are_refused_before_training(tmp_path, extra, message):
+    out = tmp_path / "run"
+    with pytest.raises(DensekitError) as e:
+        train(None, tiny(out, **extra))
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+    assert not (out / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mode", "slide"], "--mode slide: needs the window size, --crop H W"),
+    (["--mode", "slide", "--crop", "0", "16"], "--crop: expected two sizes >= 1, got 0 16"),
+    (["--scales", "1", "-0.5"], "--scales: expected numbers > 0, got -0.5"),
+])
+def test_impossible_inference_options_are_one_line_errors(tmp_path, capsys, args, message):
+    for cmd in (["seg", "predict", "x.png", "-o", str(tmp_path / "o")],
+                ["seg", "eval", "--config", "c.yaml"]):
+        assert main(cmd + ["--weights", "w.pt"] + args) == 2
+        assert capsys.readouterr().err == f"densekit: error: {message}\n"
+    assert not (tmp_path / "o").exists()

@@ -10,6 +10,7 @@ field as metadata (``check(min=0)``, ``check(choices=...)``), so the schema is t
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -129,18 +130,23 @@ def build(cls, data: Any, prefix: str = ""):
         kwargs[name] = value
     obj = cls(**kwargs)
     post = getattr(obj, "validate", None)
-    if post is not None:
-        post()
+    if post is not None:  # cross-field checks; their messages name the field in the section
+        try:
+            post()
+        except ConfigError as e:
+            raise ConfigError(f"{prefix + '.' if prefix else ''}{e}") from None
     return obj
 
 
 def _check_value(value, meta, key):
-    if value is None or not meta:
+    if value is None:
         return
     values = value if isinstance(value, (list, tuple)) else [value]
     for v in values:
         if meta.get("choices") is not None and v not in meta["choices"]:
             raise ConfigError(f"{key}: must be one of {list(meta['choices'])}, got {v!r}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{key}: must be a finite number, got {v!r}")
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             if meta.get("min") is not None and v < meta["min"]:
                 raise ConfigError(f"{key}: must be >= {meta['min']}, got {v!r}")

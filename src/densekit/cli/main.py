@@ -152,6 +152,13 @@ def cmd_seg_train(args) -> int:
 
 
 def _inference_args(args) -> dict:
+    if args.mode == "slide" and not args.crop:
+        raise DensekitError("--mode slide: needs the window size, --crop H W")
+    if args.crop and min(args.crop) < 1:
+        raise DensekitError(f"--crop: expected two sizes >= 1, got {args.crop[0]} {args.crop[1]}")
+    bad = [s for s in args.scales if not 0 < s < float("inf")]
+    if bad:
+        raise DensekitError(f"--scales: expected numbers > 0, got {bad[0]}")
     return {"mode": args.mode, "crop": tuple(args.crop) if args.crop else None,
             "flip": args.flip, "scales": tuple(args.scales)}
 
@@ -162,6 +169,7 @@ def cmd_seg_eval(args) -> int:
     from densekit.tasks.seg import SegConfig, dataset_kwargs, load_seg_model
     from densekit.tasks.seg_eval import evaluate_dataset
 
+    inference = _inference_args(args)
     cfg = load_config(SegConfig, args.config, args.set or [])
     d = cfg.data
     split = args.split or d.val_split
@@ -174,7 +182,7 @@ def cmd_seg_eval(args) -> int:
     model = prec.prepare(model)
     res = evaluate_dataset(model, dataset, num_classes=len(dataset.classes), device=prec.device,
                            autocast=prec.autocast, channels_last=prec.channels_last,
-                           resize=meta.get("resize", 1.0), **_inference_args(args))
+                           resize=meta.get("resize", 1.0), **inference)
     row = {"dataset": d.dataset, "split": split, "model": meta["model"], "miou": res["miou"],
            "pixel_acc": res["pixel_acc"], "mean_acc": res["mean_acc"],
            "iou": dict(zip(dataset.classes, res["iou"])), "images": res["images"],
@@ -193,12 +201,13 @@ def cmd_seg_predict(args) -> int:
     from densekit.tasks.seg import load_seg_model
     from densekit.tasks.seg_predict import predict_files
 
+    inference = _inference_args(args)
     model, meta = load_seg_model(args.weights)
     prec = _engine(args)
     model = prec.prepare(model)
     res = predict_files(model, meta, args.inputs, args.output, device=prec.device,
                         autocast=prec.autocast, progress=not args.quiet,
-                        report=lambda m: print(m, file=sys.stderr), **_inference_args(args))
+                        report=lambda m: print(m, file=sys.stderr), **inference)
     if not args.quiet:
         print(f"segmented {len(res['written'])} image(s) into {args.output} in "
               f"{res['seconds']:.1f} s" + (f"; {len(res['failed'])} failed" if res["failed"]
@@ -221,10 +230,17 @@ def cmd_data_check(args) -> int:
     problems: list[str] = []
     count = 0
     if args.task == "seg":
+        from pathlib import Path
+
         from densekit.data.seg import build_seg_dataset, check_dataset
 
-        for split in args.split or ["train", "val"]:
-            ds = build_seg_dataset(args.dataset, args.data, split)
+        splits, kwargs = args.split or ["train", "val"], {}
+        if args.dataset == "folder":  # DIR/images + DIR/masks, or DIR/SPLIT/images + ...
+            kwargs["classes"] = args.classes or str(Path(args.data) / "classes.txt")
+            if not args.split and (Path(args.data) / "images").is_dir():
+                splits = [None]
+        for split in splits:
+            ds = build_seg_dataset(args.dataset, args.data, split, **kwargs)
             count += len(ds)
             problems += check_dataset(ds)
     else:
@@ -334,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seg: voc, cityscapes, camvid, folder or synthetic")
     c.add_argument("--data", required=True, metavar="DIR")
     c.add_argument("--split", action="append", help="seg splits (default: train and val)")
+    c.add_argument("--classes", metavar="FILE",
+                   help="folder data sets: class names, one a line (default: DIR/classes.txt)")
     c.set_defaults(func=cmd_data_check)
 
     d = sub.add_parser("demo", help="the offline demo (make demo)")

@@ -94,8 +94,9 @@ def read_image(path: str | os.PathLike) -> tuple[torch.Tensor, ImageInfo]:
         bits = 16
         arr = (np.clip(arr, 0, 65535) / 65535.0)[None]
         return torch.from_numpy(arr.astype(np.float32)), ImageInfo(True, None, bits)
-    if mode == "F":
-        arr = np.clip(np.asarray(im, dtype=np.float32), 0, 1)[None]
+    if mode == "F":  # NaN/Inf pixels (float TIFFs) would poison the output
+        arr = np.clip(np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=1.0,
+                                    neginf=0.0), 0, 1)[None]
         return torch.from_numpy(arr.copy()), ImageInfo(True, None, 8)
     if mode == "P":
         im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")

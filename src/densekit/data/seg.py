@@ -25,6 +25,7 @@ The PASCAL VOC, SBD and Cityscapes loaders are written here rather than taken fr
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,7 +39,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from densekit.data.image_io import _open, is_image_file, read_image
-from densekit.errors import DensekitError, ImageError
+from densekit.errors import ConfigError, DensekitError, ImageError
 
 IGNORE_INDEX = 255
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -645,6 +646,15 @@ def build_seg_dataset(name: str, root: str | os.PathLike | None, split: str | No
     (``root`` is ignored there; ``num_images`` defaults to 256 for train, 64 otherwise).
     """
     key = name.lower()
+    cls = {"voc": VOCSegmentation, "cityscapes": Cityscapes, "camvid": CamVid,
+           "folder": FolderDataset, "synthetic": SyntheticScenes}.get(key)
+    if cls is not None:  # config options reach the class as keyword arguments
+        known = [p for p in inspect.signature(cls.__init__).parameters
+                 if p not in ("self", "root", "split")]
+        unknown = [k for k in kwargs if k not in known]
+        if unknown:
+            raise ConfigError(f"data.options: unknown option {unknown[0]!r} for the {key} data "
+                              f"set (known: {', '.join(known)})")
     if key != "synthetic" and root is None:
         raise DensekitError(f"data set {name} needs a root folder")
     if key == "voc":

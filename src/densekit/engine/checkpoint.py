@@ -2,10 +2,14 @@
 
 A reader never sees a half-written checkpoint under its final name, and a crash during a write
 leaves the previous checkpoint intact. ``find_resume`` picks the newest checkpoint that loads.
+A run holds :func:`run_lock` on its folder, so two runs never write the same checkpoints, and
+the run that holds it may delete the temporary files of a writer that was killed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import tempfile
@@ -14,9 +18,55 @@ from pathlib import Path
 import torch
 
 from densekit.data.image_io import current_umask
+from densekit.engine import faults
 from densekit.errors import DensekitError
 
 CKPT_RE = re.compile(r"^step_(\d{8})\.pt$")
+TEMP_RE = re.compile(r"^\..+\.pt\.[A-Za-z0-9_]+\.tmp$")  # atomic_torch_save's temporary files
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | Path):
+    """Hold an exclusive advisory lock (``flock``) on run folder ``folder`` while in the block.
+
+    A second run on the same folder is refused with a one-line error. The kernel drops the lock
+    when its process ends in any way (SIGKILL included), so it never goes stale."""
+    folder = Path(folder)
+    path = folder / LOCK_NAME
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")
+    except OSError as e:
+        raise DensekitError(f"{folder}: cannot use as run folder ({e.strerror or e})") from None
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip()
+            raise DensekitError(f"{folder}: another run is using this folder"
+                                f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it "
+                                "to end or choose another engine.out_dir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield path
+    finally:
+        f.close()
+
+
+def remove_stale_temps(folder: str | Path) -> int:
+    """Delete the temporary files of checkpoint writes that never finished (a killed run).
+    Only call this while holding the folder's :func:`run_lock`. Returns how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    stale = [p for p in folder.iterdir() if TEMP_RE.match(p.name)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
 
 
 def atomic_torch_save(obj, path: Path) -> None:
@@ -26,6 +76,7 @@ def atomic_torch_save(obj, path: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
+            faults.point("kill_in_save")  # tests only: see densekit.engine.faults
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~current_umask())

@@ -11,6 +11,7 @@ uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import time
@@ -26,7 +27,7 @@ from densekit.config import check
 from densekit.engine import checkpoint as ckpt
 from densekit.engine.logger import RunLogger
 from densekit.engine.precision import Precision, resolve_device, resolve_precision
-from densekit.errors import DensekitError
+from densekit.errors import ConfigError, DensekitError
 
 
 @dataclass
@@ -47,6 +48,10 @@ class EngineConfig:
                            help="on a NaN/Inf loss: reload the last checkpoint and go on, "
                                 "skip the step, or stop")
     max_rollbacks: int = check(5, min=0)
+
+    def validate(self):
+        if not self.out_dir.strip():
+            raise ConfigError("out_dir: must name a folder, got ''")
 
 
 class Rollback(Exception):
@@ -124,7 +129,6 @@ class Trainer:
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.step = 0
-        self.log = RunLogger(self.out_dir, cfg.tensorboard, enabled=(rank == 0))
 
     # ---- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -197,6 +201,22 @@ class Trainer:
 
     # ---- loop --------------------------------------------------------------------------------
     def fit(self, resume: str | None = None) -> dict:
+        """Train to ``total_steps`` while holding the run folder's lock (rank 0)."""
+        lock = ckpt.run_lock(self.out_dir) if self.rank == 0 else contextlib.nullcontext()
+        with lock:
+            self.log = RunLogger(self.out_dir, self.cfg.tensorboard, enabled=(self.rank == 0))
+            try:
+                if self.rank == 0:  # only the lock holder may clean up after a killed writer
+                    n = ckpt.remove_stale_temps(self.ckpt_dir) + \
+                        ckpt.remove_stale_temps(self.out_dir)
+                    if n:
+                        self.log.info(f"removed {n} unfinished checkpoint file(s) of a "
+                                      "killed run")
+                return self._fit(resume)
+            finally:
+                self.log.close()
+
+    def _fit(self, resume: str | None) -> dict:
         self.resume(resume)
         if self.rank == 0:
             self.log.info(f"run folder {self.out_dir}: steps {self.step}->{self.total_steps}, "
@@ -268,12 +288,10 @@ class Trainer:
                     path = self.save()
                     self.log.info(f"stopped by signal {stop.signum} at step {self.step}; "
                                   f"checkpoint {path}. Resume with: {self.command} --resume auto")
-                    self.log.close()
                     raise SystemExit(128 + stop.signum)
         if self.rank == 0:
             self.task.export(self.out_dir / "weights.pt")
             self.log.info(f"done: weights {self.out_dir / 'weights.pt'}")
-        self.log.close()
         return last_val
 
     def rollback(self, reason: str) -> None:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from densekit.config import check, load_config, to_dict
-from densekit.data.seg import (IGNORE_INDEX, build_seg_dataset, check_dataset,
+from densekit.data.seg import (IGNORE_INDEX, _raw_mask, build_seg_dataset, check_dataset,
                                median_frequency_weights, train_transforms)
 from densekit.data.stream import batch_stream, step_generator
 from densekit.engine.checkpoint import atomic_torch_save
@@ -51,7 +51,7 @@ class SegModelConfig:
 
     def validate(self):
         if self.name not in SEG_MODELS and not self.name.startswith("torchvision:"):
-            raise ConfigError(f"model.name: unknown generator {self.name!r} (known: "
+            raise ConfigError(f"name: unknown generator {self.name!r} (known: "
                               f"{', '.join(SEG_MODELS)}, or torchvision:<segmentation model>)")
 
 
@@ -117,7 +117,7 @@ class SegTrainConfig:
 
     def validate(self):
         if self.phase1_epochs + self.phase2_epochs == 0:
-            raise ConfigError("train: phase1_epochs + phase2_epochs must be > 0")
+            raise ConfigError("phase2_epochs: phase1_epochs + phase2_epochs must be > 0")
 
 
 @dataclass
@@ -161,6 +161,20 @@ def dataset_kwargs(cfg: SegDataConfig) -> dict:
     if cfg.dataset == "synthetic" and "size" in kw:
         kw["size"] = tuple(kw["size"])
     return kw
+
+
+def check_crop(cfg: SegDataConfig, dataset) -> None:
+    """Refuse a training crop larger than the (first) training image even at the largest
+    scale: every crop would then be padded with ignore pixels."""
+    if not len(dataset):
+        return
+    h, w = _raw_mask(dataset, 0).shape[-2:]
+    f = cfg.scale_range[1] * cfg.resize
+    ch, cw = (max(8, round(c)) for c in cfg.crop_size)
+    if ch > round(h * f) or cw > round(w * f):
+        raise ConfigError(f"data.crop_size: {ch}x{cw} is larger than the training images even "
+                          f"at the largest scale ({h}x{w} x {f:g} = {round(h * f)}x"
+                          f"{round(w * f)}); every crop would be padded with ignore pixels")
 
 
 class SegStepBatches(torch.utils.data.Dataset):
@@ -210,6 +224,7 @@ class SegTask:
             if problems:
                 raise DensekitError(f"data set has {len(problems)} problem(s), e.g. "
                                     f"{problems[0]}; run 'densekit data check' for the list")
+        check_crop(d, self.train_set)
         g = build_generator(cfg.model, self.num_classes)
         if t.init_from:
             load_generator_weights(g, t.init_from)

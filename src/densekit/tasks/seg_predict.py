@@ -39,9 +39,16 @@ def predict_files(model, meta: dict, inputs: list[str], out_dir: str | Path, *, 
         labels = probs.argmax(1)[0].cpu().numpy()
         lab = label_png(labels, meta["palette"])
         ovl = overlay(rgb8.permute(1, 2, 0).numpy().astype(np.float32), labels, meta["palette"])
-        for im, suffix in ((lab, "label"), (ovl, "overlay")):
-            atomic_write(out / f"{src.stem}_{suffix}.png",
-                         lambda tmp, im=im: im.save(tmp, format="PNG"))
+        written = []
+        try:  # both files or neither: a label without its overlay is a partial output
+            for im, suffix in ((lab, "label"), (ovl, "overlay")):
+                dst = out / f"{src.stem}_{suffix}.png"
+                atomic_write(dst, lambda tmp, im=im: im.save(tmp, format="PNG"))
+                written.append(dst)
+        except BaseException:
+            for dst in written:
+                dst.unlink(missing_ok=True)
+            raise
         return src
 
     return process_images(inputs, out_dir, handle, verb="segment", progress=progress,

@@ -90,7 +90,7 @@ class SegDiscriminator(nn.Module):
                  grid: int = 4, negative_slope: float = 0.2, pretrained=None,
                  freeze_image_branch: bool = False, spectral_norm: bool = False):
         super().__init__()
-        owner = "model.discriminator"
+        owner = "train.adversarial.d_options"
         if not isinstance(family, str) or family not in FAMILIES:
             raise ConfigError(f"{owner}: family must be one of {', '.join(FAMILIES)}, "
                               f"got {family!r}")
@@ -149,7 +149,7 @@ class SegDiscriminator(nn.Module):
     # ---- image-branch initialisation ------------------------------------------------------------
     def load_image_branch(self, pretrained) -> None:
         """Load the image branch from ImageNet weights or a torchvision state_dict file."""
-        owner = "model.discriminator"
+        owner = "train.adversarial.d_options"
         if self.family == "vgg":
             loaded = load_pretrained_state(owner, pretrained, VGG16_Weights,
                                            VGG16_Weights.IMAGENET1K_V1)
@@ -169,11 +169,11 @@ class SegDiscriminator(nn.Module):
         or DeepLabR50 ``backbone``), e.g. after phase 1 or right after loading ImageNet weights."""
         family = getattr(generator, "family", None)
         if family != self.family:
-            raise ConfigError(f"model.discriminator: generator family {family!r} does not match "
-                              f"the discriminator family {self.family!r}")
+            raise ConfigError(f"train.adversarial.d_options: generator family {family!r} does "
+                              f"not match the discriminator family {self.family!r}")
         prefix = "features." if self.family == "vgg" else "backbone."
         subset = self._branch_subset(generator.state_dict(), prefix)
-        load_state_into("model.discriminator", self.image_branch, subset,
+        load_state_into("train.adversarial.d_options", self.image_branch, subset,
                         type(generator).__name__, "generator")
 
     def _branch_subset(self, state, prefix: str) -> dict[str, Tensor]:
@@ -217,6 +217,6 @@ def build_discriminator(family: str, num_classes: int, **options) -> SegDiscrimi
     """Build adversarial network A; unknown options raise ConfigError."""
     for key in options:
         if key not in DISCRIMINATOR_OPTIONS:
-            raise ConfigError(f"model.discriminator: unknown option {key!r} "
+            raise ConfigError(f"train.adversarial.d_options: unknown option {key!r} "
                               f"(known: {', '.join(DISCRIMINATOR_OPTIONS)})")
     return SegDiscriminator(family, num_classes, **options)
