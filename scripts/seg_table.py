@@ -1,0 +1,112 @@
+#!/usr/bin/env python
+"""Summarise the CamVid SS-GAN experiment (scripts/seg_experiments.sh) as markdown tables.
+
+Usage: .venv/bin/python scripts/seg_table.py [OUT] [--split val] [--data DIR]
+OUT (default runs/seg_exp) holds GEN_sSEED/{phase1,ssgan,control}/weights.pt. Every number is
+measured here: each weights file is scored with `densekit seg eval --json` (one confusion
+matrix over the split), and the training cost per step comes from each run's metrics.jsonl.
+"""
+
+import argparse
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ARMS = ("phase1", "control", "ssgan")
+LABELS = {"phase1": "baseline (phase 1)", "control": "continued baseline (lambda 0)",
+          "ssgan": "SS-GAN (phase 2)"}
+
+
+def seg_eval(weights: Path, split: str, data: str | None) -> dict:
+    """`densekit seg eval --json` of a weights file, with the data settings it was trained on."""
+    import tempfile
+
+    import yaml
+
+    cfg = _config(weights)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        yaml.safe_dump({"task": "seg", "data": cfg["data"]}, f)
+        f.flush()
+        cmd = [sys.executable, "-m", "densekit", "seg", "eval", "--config", f.name,
+               "--weights", str(weights), "--split", split, "--json"]
+        if data:
+            cmd += ["--data", data]
+        return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+
+def _config(weights: Path) -> dict:
+    import torch
+
+    return torch.load(weights, map_location="cpu", weights_only=True)["config"]
+
+
+def seconds_per_step(run: Path) -> float:
+    """Median over the logged windows of batch_size / samples_per_s."""
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    cfg = _config(run / "weights.pt")
+    bs = cfg["train"]["batch_size"]
+    rates = sorted(bs / r["samples_per_s"] for r in rows
+                   if r["split"] == "train" and r.get("samples_per_s"))
+    return rates[len(rates) // 2] if rates else float("nan")
+
+
+def mean_std(xs):
+    m = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, sd
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", nargs="?", default="runs/seg_exp")
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--data", default=None, help="data root (default: the run's config)")
+    args = ap.parse_args()
+    runs: dict[str, dict[int, Path]] = {}
+    for d in sorted(Path(args.out).iterdir()):
+        m = re.fullmatch(r"(.+)_s(\d+)", d.name)
+        if m and all((d / a / "weights.pt").is_file() for a in ARMS):
+            runs.setdefault(m.group(1), {})[int(m.group(2))] = d
+    if not runs:
+        sys.exit(f"{args.out}: no finished GEN_sSEED/{{{','.join(ARMS)}}} runs")
+    for gen, seeds in runs.items():
+        res = {a: {s: seg_eval(d / a / "weights.pt", args.split, args.data)
+                   for s, d in seeds.items()} for a in ARMS}
+        cfg = _config(next(iter(seeds.values())) / "ssgan" / "weights.pt")
+        print(f"\n### {gen}: CamVid {args.split}, seeds {sorted(seeds)}, "
+              f"resize {cfg['data']['resize']}, crop {cfg['data']['crop_size']}, "
+              f"batch {cfg['train']['batch_size']}\n")
+        print("| run | mIoU (mean +- std) | per seed | pixel acc |")
+        print("|---|---|---|---|")
+        for a in ARMS:
+            ms = [100 * res[a][s]["miou"] for s in sorted(seeds)]
+            pa = mean_std([100 * res[a][s]["pixel_acc"] for s in sorted(seeds)])
+            m, sd = mean_std(ms)
+            print(f"| {LABELS[a]} | {m:.2f} +- {sd:.2f} | {', '.join(f'{x:.2f}' for x in ms)} "
+                  f"| {pa[0]:.2f} |")
+        diff = [100 * (res["ssgan"][s]["miou"] - res["control"][s]["miou"]) for s in sorted(seeds)]
+        m, sd = mean_std(diff)
+        se = sd / math.sqrt(len(diff)) if len(diff) > 1 else float("inf")
+        verdict = ("exceeds" if abs(m) > 2 * se else "does not exceed")
+        print(f"\nSS-GAN minus continued baseline, paired by seed: {m:+.2f} +- {sd:.2f} mIoU "
+              f"points (std over seeds; standard error {se:.2f}): the difference {verdict} "
+              f"2 standard errors of the seed noise.\n")
+        classes = list(res["ssgan"][min(seeds)]["iou"])
+        print("| class | " + " | ".join(LABELS[a] for a in ARMS) + " |")
+        print("|---|" + "---|" * len(ARMS))
+        for c in classes:
+            cells = [f"{mean_std([100 * res[a][s]['iou'][c] for s in seeds])[0]:.2f}"
+                     for a in ARMS]
+            print(f"| {c} | " + " | ".join(cells) + " |")
+        p1 = mean_std([seconds_per_step(d / "phase1") for d in seeds.values()])[0]
+        p2 = mean_std([seconds_per_step(d / "ssgan") for d in seeds.values()])[0]
+        ctl = mean_std([seconds_per_step(d / "control") for d in seeds.values()])[0]
+        print(f"\nTraining cost per step (median of logged windows): phase 1 {p1:.3f} s, "
+              f"SS-GAN phase 2 {p2:.3f} s ({p2 / p1:.2f}x phase 1), control {ctl:.3f} s.")
+
+
+if __name__ == "__main__":
+    main()
