@@ -11,9 +11,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from densekit.engine.checkpoint import list_checkpoints, load_checkpoint
 
 from conftest import tiny_sr_config
 
@@ -139,6 +142,86 @@ def test_batch_not_divisible_by_the_processes_is_a_one_line_error(sr_folder, tmp
                             "processes (WORLD_SIZE); the batch size is global, use a multiple "
                             "of 2\n")
     assert captured.out == "" and not out.exists()
+
+
+def _worker_with_rank(agent_pid, rank):
+    """The pid of the torchrun worker with RANK=rank (Linux /proc)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int(proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
+            env = proc.joinpath("environ").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == agent_pid and f"RANK={rank}".encode() in env:
+            return int(proc.name)
+    raise AssertionError(f"no worker with RANK={rank} under {agent_pid}")
+
+
+def test_sigterm_to_one_process_stops_all_at_the_same_step(sr_folder, tmp_path):
+    import re
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    sets = tiny_sr_config(sr_folder, out, **{"train.epochs": 1, "train.iters_per_epoch": 100000,
+                                             "engine.ckpt_every": 100000})
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "densekit", "sr", "train"] + sets_args(sets)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"), start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():
+            assert proc.poll() is None and time.time() < deadline, proc.stdout.read()
+            time.sleep(0.2)
+        os.kill(_worker_with_rank(proc.pid, 1), signal.SIGTERM)  # e.g. one node preempted
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    # both processes left through the clean stop (exit 128 + 15), none crashed or hung
+    assert len(re.findall(r"exitcode\s*:\s*143", output)) == 2, output
+    (step,) = map(int, re.findall(r"stopped by signal 15 at step (\d+)", output))
+    (ckpt,) = list_checkpoints(out / "checkpoints")  # written by process 0, not signalled
+    assert load_checkpoint(ckpt)["step"] == step
+    assert [r["step"] for r in rows(out)] == list(range(1, step + 1))
+
+
+def test_shards_of_a_step_batch_are_the_global_batch(sr_folder):
+    from densekit.data.seg import build_seg_dataset, train_transforms
+    from densekit.data.sr import SRPatchBatches
+    from densekit.tasks.seg import SegStepBatches
+
+    def sr(slots):
+        return SRPatchBatches([str(sr_folder)], scale=2, patch_size=16, batch_size=4, seed=3,
+                              total_steps=9, slots=slots)
+
+    ds = build_seg_dataset("synthetic", None, "train", num_images=6, size=(24, 24),
+                           num_classes=3)
+
+    def sg(slots):
+        return SegStepBatches(ds, train_transforms((16, 16), (0.5, 2.0)), 4, 3, 9, slots)
+
+    for make in (sr, sg):
+        full = make(None)[5]
+        parts = [make(range(0, 2))[5], make(range(2, 4))[5]]
+        for whole, *shards in zip(full, *parts):
+            assert torch.equal(torch.cat(shards), whole)
+        assert not torch.equal(parts[0][0], parts[1][0])
+
+
+def test_sync_bn(sr_folder, tmp_path, monkeypatch, capsys):
+    from densekit.cli.main import main
+    from densekit.engine.distributed import wrap
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    assert wrap(net, sync_bn=True) is net and type(net[1]) is nn.BatchNorm2d  # one process
+    for key, value in (("RANK", "1"), ("LOCAL_RANK", "1"), ("WORLD_SIZE", "2")):
+        monkeypatch.setenv(key, value)
+    sets = tiny_sr_config(sr_folder, tmp_path / "run", **{"engine.sync_bn": "true"})
+    assert main(["sr", "train"] + sets_args(sets)) == 2
+    assert capsys.readouterr().err == ("densekit: error: engine.sync_bn: SyncBatchNorm needs "
+                                       "CUDA GPUs; set it to false for training on CPUs\n")
 
 
 if __name__ == "__main__":  # the CLI with TinyGenerator, for torchrun (see the docstring)

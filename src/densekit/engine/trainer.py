@@ -92,9 +92,13 @@ def setup_engine(cfg: EngineConfig, *, batch_size: int) -> Precision:
 
 
 class _StopRequest:
-    """Turns SIGTERM/SIGINT into a flag checked between steps."""
+    """Turns SIGTERM/SIGINT into a flag checked between steps. With ``escalate`` a second
+    signal stops at once; not under torchrun, whose agent forwards a signal it gets to the
+    processes that already got it from the terminal or the job scheduler (and kills them
+    itself if they take more than 30 s to stop)."""
 
-    def __init__(self):
+    def __init__(self, escalate: bool = True):
+        self.escalate = escalate
         self.signum = None
         self._old = {}
 
@@ -108,7 +112,9 @@ class _StopRequest:
 
     def _handle(self, signum, frame):
         if self.signum is not None:  # second Ctrl-C: stop now
-            raise KeyboardInterrupt
+            if self.escalate:
+                raise KeyboardInterrupt
+            return
         self.signum = signum
 
     def __exit__(self, *exc):
@@ -220,7 +226,8 @@ class Trainer:
         last_val: dict = {}
         batches = self.task.batches(self.step)
         self.rollbacks = 0
-        with _StopRequest() as stop, tqdm(total=self.total_steps, initial=self.step,
+        escalate = distributed.size() == 1  # see _StopRequest
+        with _StopRequest(escalate) as stop, tqdm(total=self.total_steps, initial=self.step,
                                           disable=not (self.cfg.progress and self.rank == 0),
                                           unit="step", dynamic_ncols=True,
                                           mininterval=1.0) as bar:

@@ -301,8 +301,10 @@ class SegTask:
         self.D.train()
         with self.precision.autocast():
             logits = self.G_net(images)
-        probs = logits.float().softmax(1)
-        real = embed_ground_truth(probs.detach(), masks, eps=a.eps, ignore_index=IGNORE_INDEX)
+        # A's label-branch inputs in the engine's memory format (channels_last) too
+        probs = self.precision.input(logits.float().softmax(1))
+        real = self.precision.input(embed_ground_truth(probs.detach(), masks, eps=a.eps,
+                                                       ignore_index=IGNORE_INDEX))
         # 1) A with G frozen (G's output detached): A's gradients are all-reduced by D_net
         _set_requires_grad(self.D, True)
         with self.precision.autocast():
