@@ -39,13 +39,13 @@ class TinyGenerator(nn.Module):
         return self.net(x)
 
 
-def torchrun(args, cwd):
+def torchrun(args, cwd, ok=True):
     """``python -m torch.distributed.run --standalone --nproc_per_node 2 ARGS`` (free port)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
            "2"] + args
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stdout + res.stderr
+    assert (res.returncode == 0) == ok, res.stdout + res.stderr
     return res.stdout + res.stderr
 
 
@@ -91,10 +91,10 @@ def test_sr_on_two_processes_equals_one(sr_folder, tmp_path):
     assert_same_rows(rows(ddp), rows(one))  # train scalars and validation, logged once
     assert files(ddp) == files(one)  # only process 0 wrote (same files as one process)
     assert output.count("done: weights") == 1 and output.count("run folder") == 1
-    assert "device cpu, fp32" in output and "Traceback" not in output
+    assert "device cpu, fp32, channels_last, 2 processes" in output and "Traceback" not in output
 
 
-def seg_sets(out):
+def seg_sets(out, **extra):
     sets = {
         "model.name": "fcn8s_vgg16", "data.dataset": "synthetic",
         "data.options": "{num_images: 8, size: [32, 32], num_classes: 3}",
@@ -105,6 +105,7 @@ def seg_sets(out):
         "engine.keep_ckpts": 1, "engine.progress": "false", "engine.tensorboard": "false",
         "engine.precision": "fp32", "engine.log_every": 1,
     }
+    sets.update(extra)
     return [f"{k}={v}" for k, v in sets.items()]
 
 
@@ -142,6 +143,18 @@ def test_batch_not_divisible_by_the_processes_is_a_one_line_error(sr_folder, tmp
                             "processes (WORLD_SIZE); the batch size is global, use a multiple "
                             "of 2\n")
     assert captured.out == "" and not out.exists()
+
+
+def test_ssgan_rollbacks_are_taken_by_all_processes_together(tmp_path):
+    # A "wins outright" at every phase-2 step: roll back once (every process loads the
+    # checkpoint process 0 picked), then give up; every process stops with the same error
+    out = tmp_path / "run"
+    output = torchrun([__file__, "seg", "train"] + sets_args(seg_sets(out, **{
+        "train.adversarial.guard": "true", "train.adversarial.d_loss_floor": 100,
+        "train.adversarial.patience": 1, "engine.max_rollbacks": 1})), tmp_path, ok=False)
+    assert "ROLLBACK 1/1: adversarial network winning outright" in (out / "log.txt").read_text()
+    assert output.count("densekit: error: adversarial network winning outright (D loss < "
+                        "100.0 for 1 steps) at step 2; gave up after 1 rollbacks") == 2
 
 
 def _worker_with_rank(agent_pid, rank):

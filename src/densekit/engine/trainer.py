@@ -182,8 +182,9 @@ class Trainer:
         self.step = int(state["step"])
 
     def weights_finite(self) -> bool:
-        return distributed.all_true(all(torch.isfinite(t).all() for m in self.task.modules.values()
-                   for t in m.state_dict().values() if t.is_floating_point()))
+        local = all(torch.isfinite(t).all() for m in self.task.modules.values()
+                    for t in m.state_dict().values() if t.is_floating_point())
+        return distributed.all_true(local)  # the same answer on every process
 
     def save(self) -> Path:
         self._rolled_back_to = None  # progress since the last rollback
@@ -324,4 +325,5 @@ class Trainer:
         p = getattr(self.task, "precision", None)
         if p is None:
             return "?"
-        return f"{p.device.type}, {p.mode}{', channels_last' if p.channels_last else ''}"
+        procs = f", {distributed.size()} processes" if distributed.size() > 1 else ""
+        return f"{p.device.type}, {p.mode}{', channels_last' if p.channels_last else ''}{procs}"
