@@ -193,7 +193,8 @@ def test_sigterm_to_one_process_stops_all_at_the_same_step(sr_folder, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     # both processes left through the clean stop (exit 128 + 15), none crashed or hung
-    assert len(re.findall(r"exitcode\s*:\s*143", output)) == 2, output
+    codes = re.findall(r"rank\s*:\s*(\d+) \(local_rank: \d+\)\s+exitcode\s*:\s*(-?\d+)", output)
+    assert sorted(codes) == [("0", "143"), ("1", "143")], output
     (step,) = map(int, re.findall(r"stopped by signal 15 at step (\d+)", output))
     (ckpt,) = list_checkpoints(out / "checkpoints")  # written by process 0, not signalled
     assert load_checkpoint(ckpt)["step"] == step

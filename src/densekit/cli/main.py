@@ -14,13 +14,17 @@ from densekit import __version__
 from densekit.errors import DensekitError
 
 
-def _precision_args(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
-    """--precision/--device; for training (default None) they stand for
-    ``--set engine.precision=...`` / ``--set engine.device=...`` (config default: auto)."""
+def _precision_args(p: argparse.ArgumentParser, train: bool = False) -> None:
+    """--precision/--device; for training they stand for ``--set engine.precision=...`` /
+    ``--set engine.device=...`` (default: the config's values, auto)."""
+    default, note = ("auto", "") if not train else (None, " (default: the config's engine.{})")
     p.add_argument("--precision", default=default, choices=["auto", "fp32", "bf16", "fp16"],
                    help="autocast precision (auto: bf16 on AMX/AVX-512-bf16 CPUs and bf16 GPUs, "
-                        "fp16 + GradScaler on older GPUs, else fp32)")
-    p.add_argument("--device", default=default, help="auto, cpu, cuda or cuda:N")
+                        "fp16 + GradScaler on older GPUs, else fp32)" + note.format("precision"))
+    p.add_argument("--device", default=default,
+                   help="auto, cpu, cuda or cuda:N" + (
+                       "; under torchrun cuda means cuda:LOCAL_RANK" if train else "")
+                   + note.format("device"))
 
 
 def _train_overrides(args) -> list[str]:
@@ -278,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set train.epochs=5 (repeatable)")
     t.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="'auto' (newest valid checkpoint of the run folder) or a checkpoint path")
-    _precision_args(t, default=None)
+    _precision_args(t, train=True)
     t.set_defaults(func=cmd_sr_train)
 
     e = srs.add_parser("eval", help="PSNR/SSIM on folders of HR images (the standard protocol)")
@@ -320,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="YAML config (configs/seg/*.yaml)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE")
     t.add_argument("--resume", nargs="?", const="auto", default=None)
-    _precision_args(t, default=None)
+    _precision_args(t, train=True)
     t.set_defaults(func=cmd_seg_train)
     e = sgs.add_parser("eval", help="per-class IoU, mIoU, pixel accuracy on a split")
     e.add_argument("--config", required=True)
