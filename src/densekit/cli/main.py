@@ -14,10 +14,27 @@ from densekit import __version__
 from densekit.errors import DensekitError
 
 
-def _precision_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="autocast precision (auto: bf16 on AMX/AVX-512-bf16 CPUs and bf16 GPUs)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+def _precision_args(p: argparse.ArgumentParser, train: bool = False) -> None:
+    """--precision/--device; for training they stand for ``--set engine.precision=...`` /
+    ``--set engine.device=...`` (default: the config's values, auto)."""
+    default, note = ("auto", "") if not train else (None, " (default: the config's engine.{})")
+    p.add_argument("--precision", default=default, choices=["auto", "fp32", "bf16", "fp16"],
+                   help="autocast precision (auto: bf16 on AMX/AVX-512-bf16 CPUs and bf16 GPUs, "
+                        "fp16 + GradScaler on older GPUs, else fp32)" + note.format("precision"))
+    p.add_argument("--device", default=default,
+                   help="auto, cpu, cuda or cuda:N" + (
+                       "; under torchrun cuda means cuda:LOCAL_RANK" if train else "")
+                   + note.format("device"))
+
+
+def _train_overrides(args) -> list[str]:
+    """--set values, then --precision/--device as engine overrides (they win)."""
+    sets = list(args.set or [])
+    if args.precision is not None:
+        sets.append(f"engine.precision={args.precision}")
+    if args.device is not None:
+        sets.append(f"engine.device={args.device}")
+    return sets
 
 
 def _engine(args):
@@ -51,7 +68,7 @@ def _nonneg_int(text: str) -> int:
 def cmd_sr_train(args) -> int:
     from densekit.tasks.sr import train
 
-    train(args.config, args.set or [], args.resume)
+    train(args.config, _train_overrides(args), args.resume)
     return 0
 
 
@@ -147,7 +164,7 @@ def inference_ms_per_megapixel(model, prec, out_size: int) -> float:
 def cmd_seg_train(args) -> int:
     from densekit.tasks.seg import train
 
-    train(args.config, args.set or [], args.resume)
+    train(args.config, _train_overrides(args), args.resume)
     return 0
 
 
@@ -281,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set train.epochs=5 (repeatable)")
     t.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="'auto' (newest valid checkpoint of the run folder) or a checkpoint path")
+    _precision_args(t, train=True)
     t.set_defaults(func=cmd_sr_train)
 
     e = srs.add_parser("eval", help="PSNR/SSIM on folders of HR images (the standard protocol)")
@@ -322,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="YAML config (configs/seg/*.yaml)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE")
     t.add_argument("--resume", nargs="?", const="auto", default=None)
+    _precision_args(t, train=True)
     t.set_defaults(func=cmd_seg_train)
     e = sgs.add_parser("eval", help="per-class IoU, mIoU, pixel accuracy on a split")
     e.add_argument("--config", required=True)

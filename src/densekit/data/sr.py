@@ -40,10 +40,12 @@ def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class SRPatchBatches(Dataset):
-    """Item ``step`` is the training batch (lr, hr) of that step."""
+    """Item ``step`` is the training batch (lr, hr) of that step: the samples ``slots`` (default
+    all ``batch_size``) of the step's global batch, e.g. one process's shard under torchrun."""
 
     def __init__(self, folders: list[str], *, scale: int, patch_size: int, batch_size: int,
-                 channels: int = 1, augment: bool = True, seed: int = 0, total_steps: int = 0):
+                 channels: int = 1, augment: bool = True, seed: int = 0, total_steps: int = 0,
+                 slots: range | None = None):
         self.scale = scale
         self.hr_size = scale * (patch_size // scale)  # HR patch must be a multiple of the scale
         self.batch_size = batch_size
@@ -51,6 +53,7 @@ class SRPatchBatches(Dataset):
         self.augment = augment
         self.seed = seed
         self.total_steps = total_steps
+        self.slots = range(batch_size) if slots is None else slots
         self.images, names = load_image_folders(folders)
         small = [n for n, im in zip(names, self.images)
                  if min(im.shape[-2:]) < self.hr_size]
@@ -65,13 +68,16 @@ class SRPatchBatches(Dataset):
         g = step_generator(self.seed, step)
         n = len(self.images)
         p = self.hr_size
-        lrs, hrs = [], []
+        crops = []  # drawn for the whole global batch, so a shard's samples do not depend on it
         for _ in range(self.batch_size):
             img = self.images[int(torch.randint(n, (1,), generator=g))]
             h, w = img.shape[-2:]
             y = int(torch.randint(h - p + 1, (1,), generator=g))
             x = int(torch.randint(w - p + 1, (1,), generator=g))
             k = int(torch.randint(8, (1,), generator=g)) if self.augment else 0
+            crops.append((img, y, x, k))
+        lrs, hrs = [], []
+        for img, y, x, k in (crops[i] for i in self.slots):
             hr = dihedral(img[:, y:y + p, x:x + p], k).to(torch.float64) / 255
             # exactly as the evaluation protocol: rounded Y (or RGB), then unrounded bicubic LR
             hr = ground_truth_y(hr) if self.channels == 1 else to_model_channels(hr, 3)

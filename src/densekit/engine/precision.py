@@ -12,6 +12,7 @@ import functools
 
 import torch
 
+from densekit.engine import distributed
 from densekit.errors import ConfigError
 
 
@@ -75,8 +76,9 @@ class Precision:
     def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
                       params=None, clip: float = 0.0) -> bool:
         """backward + (unscale, clip) + step + scaler update. A non-finite loss is not applied
-        (returns False), so NaNs never reach the weights through this step."""
-        if not torch.isfinite(loss.detach()).all():
+        (returns False), so NaNs never reach the weights through this step. Under torchrun a
+        non-finite loss on any process skips the update on all of them."""
+        if not distributed.all_true(bool(torch.isfinite(loss.detach()).all())):
             optimizer.zero_grad(set_to_none=True)
             return False
         self.scaler.scale(loss).backward()

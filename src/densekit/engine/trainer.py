@@ -7,6 +7,10 @@ checkpoints with full state, resume, and clean stops on SIGTERM/Ctrl-C.
 
 Batches are a pure function of (seed, step), so a resumed run sees exactly the batches the
 uninterrupted run would have seen.
+
+Under torchrun (WORLD_SIZE > 1, :mod:`densekit.engine.distributed`) every process runs this loop
+on its shard of each step's batch; step scalars and validation are reduced over processes,
+process 0 alone writes files, and the processes agree on every rollback or stop.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from tqdm import tqdm
 
 from densekit.config import check
 from densekit.engine import checkpoint as ckpt
+from densekit.engine import distributed
 from densekit.engine.logger import RunLogger
 from densekit.engine.precision import Precision, resolve_device, resolve_precision
 from densekit.errors import ConfigError, DensekitError
@@ -48,6 +53,8 @@ class EngineConfig:
                            help="on a NaN/Inf loss: reload the last checkpoint and go on, "
                                 "skip the step, or stop")
     max_rollbacks: int = check(5, min=0)
+    sync_bn: bool = check(False, help="under torchrun: BatchNorm statistics over the global "
+                                      "batch (SyncBatchNorm, CUDA only; no-op on one process)")
 
     def validate(self):
         if not self.out_dir.strip():
@@ -75,22 +82,28 @@ class Task(Protocol):
     def after_rollback(self, reason: str) -> str: ...
 
 
-def setup_engine(cfg: EngineConfig) -> Precision:
-    """Seed, threads, determinism, device and precision for a run."""
+def setup_engine(cfg: EngineConfig, *, batch_size: int) -> Precision:
+    """Process group (under torchrun), seed, threads, determinism, device and precision for a
+    run whose global batch is ``batch_size``."""
+    world = distributed.World.from_env()
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-    device = resolve_device(cfg.device)
+    device = distributed.start(world, resolve_device(cfg.device), batch_size, cfg.sync_bn)
     return Precision(device, resolve_precision(cfg.precision, device), cfg.channels_last)
 
 
 class _StopRequest:
-    """Turns SIGTERM/SIGINT into a flag checked between steps."""
+    """Turns SIGTERM/SIGINT into a flag checked between steps. With ``escalate`` a second
+    signal stops at once; not under torchrun, whose agent forwards a signal it gets to the
+    processes that already got it from the terminal or the job scheduler (and kills them
+    itself if they take more than 30 s to stop)."""
 
-    def __init__(self):
+    def __init__(self, escalate: bool = True):
+        self.escalate = escalate
         self.signum = None
         self._old = {}
 
@@ -104,7 +117,9 @@ class _StopRequest:
 
     def _handle(self, signum, frame):
         if self.signum is not None:  # second Ctrl-C: stop now
-            raise KeyboardInterrupt
+            if self.escalate:
+                raise KeyboardInterrupt
+            return
         self.signum = signum
 
     def __exit__(self, *exc):
@@ -115,7 +130,7 @@ class _StopRequest:
 class Trainer:
     def __init__(self, task: Task, cfg: EngineConfig, *, total_steps: int, iters_per_epoch: int,
                  val_every: int, batch_size: int, config_dict: dict, command: str = "densekit",
-                 rank: int = 0, extra_val_steps: set[int] | None = None):
+                 rank: int | None = None, extra_val_steps: set[int] | None = None):
         self.task = task
         self.cfg = cfg
         self.total_steps = total_steps
@@ -125,7 +140,7 @@ class Trainer:
         self.batch_size = batch_size
         self.config_dict = config_dict
         self.command = command
-        self.rank = rank
+        self.rank = distributed.rank() if rank is None else rank
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.step = 0
@@ -171,8 +186,9 @@ class Trainer:
         self.step = int(state["step"])
 
     def weights_finite(self) -> bool:
-        return all(torch.isfinite(t).all() for m in self.task.modules.values()
-                   for t in m.state_dict().values() if t.is_floating_point())
+        local = all(torch.isfinite(t).all() for m in self.task.modules.values()
+                    for t in m.state_dict().values() if t.is_floating_point())
+        return distributed.all_true(local)  # the same answer on every process
 
     def save(self) -> Path:
         self._rolled_back_to = None  # progress since the last rollback
@@ -183,21 +199,25 @@ class Trainer:
         return path
 
     def resume(self, resume: str | None) -> None:
+        """Every process loads the checkpoint that process 0 picks."""
+        path = distributed.from_rank0(lambda: self._resume_path(resume))
+        if path is not None:
+            self.load_state_dict(ckpt.load_checkpoint(path), path)
+            self.log.info(f"resumed from {path} at step {self.step}")
+
+    def _resume_path(self, resume: str | None) -> Path | None:
         if not resume:
             if ckpt.list_checkpoints(self.ckpt_dir):
                 raise DensekitError(f"{self.out_dir}: already holds checkpoints; pass --resume "
                                     "auto to continue that run, or choose another "
                                     "engine.out_dir")
-            return
+            return None
         if resume == "auto":
             path = ckpt.find_resume(self.ckpt_dir)
             if path is None:
                 self.log.info(f"no checkpoint in {self.ckpt_dir}; starting from scratch")
-                return
-        else:
-            path = Path(resume)
-        self.load_state_dict(ckpt.load_checkpoint(path), path)
-        self.log.info(f"resumed from {path} at step {self.step}")
+            return path
+        return Path(resume)
 
     # ---- loop --------------------------------------------------------------------------------
     def fit(self, resume: str | None = None) -> dict:
@@ -227,14 +247,15 @@ class Trainer:
         last_val: dict = {}
         batches = self.task.batches(self.step)
         self.rollbacks = 0
-        with _StopRequest() as stop, tqdm(total=self.total_steps, initial=self.step,
+        escalate = distributed.size() == 1  # see _StopRequest
+        with _StopRequest(escalate) as stop, tqdm(total=self.total_steps, initial=self.step,
                                           disable=not (self.cfg.progress and self.rank == 0),
                                           unit="step", dynamic_ncols=True,
                                           mininterval=1.0) as bar:
             while self.step < self.total_steps:
                 batch = next(batches)
                 try:
-                    metrics = self.task.train_step(batch, self.step)
+                    metrics = distributed.mean_metrics(self.task.train_step(batch, self.step))
                     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
                     if bad and self.cfg.nonfinite == "stop":
                         raise DensekitError(
@@ -268,6 +289,7 @@ class Trainer:
                         sums, count, t_last = {}, 0, now
                     if self.step in self.extra_val_steps or self.val_every and (
                             self.step % self.val_every == 0 or self.step == self.total_steps):
+                        distributed.broadcast_buffers(self.task.modules.values())
                         last_val = self.task.validate()
                         if last_val:
                             self.log.scalars(self.step, last_val, "val")
@@ -284,11 +306,12 @@ class Trainer:
                     sums, count = {}, 0
                     batches = self.task.batches(self.step)
                     continue
-                if stop.signum is not None and self.step < self.total_steps:
+                signum = distributed.first_signal(stop.signum)  # all processes stop together
+                if signum is not None and self.step < self.total_steps:
                     path = self.save()
-                    self.log.info(f"stopped by signal {stop.signum} at step {self.step}; "
+                    self.log.info(f"stopped by signal {signum} at step {self.step}; "
                                   f"checkpoint {path}. Resume with: {self.command} --resume auto")
-                    raise SystemExit(128 + stop.signum)
+                    raise SystemExit(128 + signum)
         if self.rank == 0:
             self.task.export(self.out_dir / "weights.pt")
             self.log.info(f"done: weights {self.out_dir / 'weights.pt'}")
@@ -303,7 +326,7 @@ class Trainer:
                                 f"(engine.max_rollbacks). Checkpoints in {self.ckpt_dir}")
         # a failure again before any new checkpoint: that checkpoint is suspect, go further back
         before = getattr(self, "_rolled_back_to", None)
-        path = ckpt.find_resume(self.ckpt_dir, before=before)
+        path = distributed.from_rank0(lambda: ckpt.find_resume(self.ckpt_dir, before=before))
         if path is None:
             raise DensekitError(f"{reason}, and there is no earlier checkpoint to roll back to "
                                 f"(engine.ckpt_every, engine.keep_ckpts)")
@@ -320,4 +343,5 @@ class Trainer:
         p = getattr(self.task, "precision", None)
         if p is None:
             return "?"
-        return f"{p.device.type}, {p.mode}{', channels_last' if p.channels_last else ''}"
+        procs = f", {distributed.size()} processes" if distributed.size() > 1 else ""
+        return f"{p.device.type}, {p.mode}{', channels_last' if p.channels_last else ''}{procs}"

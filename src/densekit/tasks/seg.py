@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from densekit.config import check, load_config, to_dict
 from densekit.data.seg import (IGNORE_INDEX, _raw_mask, build_seg_dataset, check_dataset,
                                median_frequency_weights, train_transforms)
 from densekit.data.stream import batch_stream, step_generator
+from densekit.engine import distributed
 from densekit.engine.checkpoint import atomic_torch_save
 from densekit.engine.optim import OptimConfig, SchedulerConfig, build_optimizer, build_scheduler
 from densekit.engine.trainer import EngineConfig, Rollback, Trainer, setup_engine
@@ -38,6 +38,7 @@ from densekit.errors import ConfigError, DensekitError
 from densekit.models.seg import (SEG_MODELS, build_discriminator, build_seg_model,
                                  discriminator_accuracy, discriminator_loss, embed_ground_truth,
                                  generator_loss)
+from densekit.models.seg.ssgan import ce_normalizer, cross_entropy
 from densekit.tasks.seg_eval import evaluate_dataset
 
 
@@ -179,11 +180,14 @@ def check_crop(cfg: SegDataConfig, dataset) -> None:
 
 class SegStepBatches(torch.utils.data.Dataset):
     """Item ``step`` is that step's batch: images drawn epoch by epoch in a seeded permutation,
-    augmentation seeded by (seed, step, slot), so every batch is a pure function of the step."""
+    augmentation seeded by (seed, step, slot), so every batch is a pure function of the step.
+    Only the samples ``slots`` (default: all) of the global batch are built (torchrun shards)."""
 
-    def __init__(self, dataset, transform, batch_size: int, seed: int, total_steps: int):
+    def __init__(self, dataset, transform, batch_size: int, seed: int, total_steps: int,
+                 slots: range | None = None):
         self.dataset, self.transform = dataset, transform
         self.batch_size, self.seed, self.total_steps = batch_size, seed, total_steps
+        self.slots = range(batch_size) if slots is None else slots
         self.per_epoch = max(1, len(dataset) // batch_size)
 
     def __len__(self):
@@ -193,7 +197,7 @@ class SegStepBatches(torch.utils.data.Dataset):
         epoch, k = divmod(int(step), self.per_epoch)
         perm = torch.randperm(len(self.dataset), generator=step_generator(self.seed, -1 - epoch))
         images, masks = [], []
-        for slot in range(self.batch_size):
+        for slot in self.slots:
             idx = int(perm[(k * self.batch_size + slot) % len(perm)])
             image, mask = self.dataset[idx]
             with torch.random.fork_rng(devices=[]):
@@ -213,7 +217,7 @@ def _set_requires_grad(module: nn.Module, flag: bool) -> None:
 class SegTask:
     def __init__(self, cfg: SegConfig):
         self.cfg = cfg
-        self.precision = setup_engine(cfg.engine)
+        self.precision = setup_engine(cfg.engine, batch_size=cfg.train.batch_size)
         d, t = cfg.data, cfg.train
         kw = dataset_kwargs(d)
         self.train_set = build_seg_dataset(d.dataset, d.root, d.train_split, **kw)
@@ -229,6 +233,8 @@ class SegTask:
         if t.init_from:
             load_generator_weights(g, t.init_from)
         self.G = self.precision.prepare(g)
+        # train_step runs G_net / D_net (DDP under torchrun); self.G / self.D are the networks
+        self.G_net = distributed.wrap(self.G, cfg.engine.sync_bn)
         self.p1 = t.phase1_epochs * t.iters_per_epoch
         self.p2 = t.phase2_epochs * t.iters_per_epoch
         self.total_steps = self.p1 + self.p2
@@ -245,6 +251,7 @@ class SegTask:
                     not t.init_from and cfg.model.pretrained:
                 disc.load_image_branch_from(g)
             self.D = self.precision.prepare(disc)
+            self.D_net = distributed.wrap(self.D, cfg.engine.sync_bn)
             self.modules["D"] = self.D
             opt_g2 = build_optimizer(a.g_optimizer, self.G.parameters())
             opt_d = build_optimizer(a.d_optimizer, self.D.parameters())
@@ -260,7 +267,7 @@ class SegTask:
         lo, hi = d.scale_range
         tf = train_transforms(tuple(crop), (lo * d.resize, hi * d.resize))
         self.data = SegStepBatches(self.train_set, tf, t.batch_size, cfg.engine.seed,
-                                   self.total_steps)
+                                   self.total_steps, distributed.shard_slots(t.batch_size))
         self.collapses = 0
         self.phase1_miou: float | None = None
         self.d_low_steps = 0
@@ -287,15 +294,21 @@ class SegTask:
             self.phase1_miou = self._evaluate()["miou"]
         return self._phase2_step(images, masks)
 
-    def _ce(self, logits, masks):
-        return F.cross_entropy(logits.float(), masks, weight=self.class_weights,
-                               ignore_index=IGNORE_INDEX)
+    def _ce_normalizer(self, masks):
+        """None on one process. Under torchrun: the global batch's CE divisor / processes, so
+        that DDP's gradient average is the gradient of the global batch's CE even when the
+        shards hold different numbers of labelled pixels."""
+        if distributed.size() == 1:
+            return None
+        local = ce_normalizer(masks, self.num_classes, IGNORE_INDEX, self.class_weights)
+        return distributed.all_sum(local) / distributed.size()
 
     def _phase1_step(self, images, masks):
         opt = self.optimizers["G1"]
         with self.precision.autocast():
-            logits = self.G(images)
-        ce = self._ce(logits, masks)
+            logits = self.G_net(images)
+        ce = cross_entropy(logits, masks, IGNORE_INDEX, self.class_weights,
+                           self._ce_normalizer(masks))
         opt.zero_grad(set_to_none=True)
         self.precision.backward_step(ce, opt, self.G.parameters())
         return {"ce": ce.item()}
@@ -305,29 +318,33 @@ class SegTask:
         opt_g, opt_d = self.optimizers["G2"], self.optimizers["D"]
         self.D.train()
         with self.precision.autocast():
-            logits = self.G(images)
-        probs = logits.float().softmax(1)
-        real = embed_ground_truth(probs.detach(), masks, eps=a.eps, ignore_index=IGNORE_INDEX)
-        # 1) A with G frozen (G's output detached)
+            logits = self.G_net(images)
+        # A's label-branch inputs in the engine's memory format (channels_last) too
+        probs = self.precision.input(logits.float().softmax(1))
+        real = self.precision.input(embed_ground_truth(probs.detach(), masks, eps=a.eps,
+                                                       ignore_index=IGNORE_INDEX))
+        # 1) A with G frozen (G's output detached): A's gradients are all-reduced by D_net
         _set_requires_grad(self.D, True)
         with self.precision.autocast():
-            d_real = self.D(images, real)
-            d_fake = self.D(images, probs.detach())
+            d_real = self.D_net(images, real)
+            d_fake = self.D_net(images, probs.detach())
         d_loss = discriminator_loss(d_real.float(), d_fake.float())
         opt_d.zero_grad(set_to_none=True)
         self.precision.backward_step(d_loss, opt_d, self.D.parameters())
-        # 2) G with A frozen
+        # 2) G with A frozen: the bare A (no DDP), its parameters need no gradient all-reduce;
+        # the gradient reaches G through probs, and G_net all-reduces G's gradients
         _set_requires_grad(self.D, False)
         with self.precision.autocast():
             d_fake_g = self.D(images, probs)
         total, ce, adv = generator_loss(logits.float(), masks, d_fake_g.float(), lam=self.lam,
                                         mode=a.loss, ignore_index=IGNORE_INDEX,
-                                        class_weights=self.class_weights)
+                                        class_weights=self.class_weights,
+                                        normalizer=self._ce_normalizer(masks))
         opt_g.zero_grad(set_to_none=True)
         self.precision.backward_step(total, opt_g, self.G.parameters())
         _set_requires_grad(self.D, True)
         acc_real, acc_fake = discriminator_accuracy(d_real.detach(), d_fake.detach())
-        d = d_loss.item()
+        d = float(distributed.all_sum(d_loss.detach())) / distributed.size()  # same everywhere
         if a.guard:
             self.d_low_steps = self.d_low_steps + 1 if d < a.d_loss_floor else 0
             if self.d_low_steps >= a.patience:
@@ -343,7 +360,8 @@ class SegTask:
         return evaluate_dataset(self.G, self.val_set, num_classes=self.num_classes,
                                 device=self.precision.device, autocast=self.precision.autocast,
                                 channels_last=self.precision.channels_last,
-                                limit=d.val_limit or None, resize=d.resize)
+                                limit=d.val_limit or None, resize=d.resize,
+                                shard=(distributed.rank(), distributed.size()))
 
     def validate(self) -> dict[str, float]:
         res = self._evaluate()
@@ -481,4 +499,7 @@ def train(config: str | None, overrides: list[str], resume: str | None = None) -
                       val_every=t.val_every_epochs * t.iters_per_epoch,
                       batch_size=t.batch_size, config_dict=to_dict(cfg), command=cmd,
                       extra_val_steps={task.p1} if task.p1 and task.p2 else set())
-    return trainer.fit(resume)
+    try:
+        return trainer.fit(resume)
+    finally:
+        distributed.shutdown()

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densekit.data.seg import IMAGENET_MEAN, IMAGENET_STD
+from densekit.engine import distributed
 from densekit.metrics.seg import ConfusionMatrix
 
 
@@ -86,16 +87,19 @@ def predict_logits(model: nn.Module, x: Tensor, *, num_classes: int, mode: str =
 
 def evaluate_dataset(model: nn.Module, dataset, *, num_classes: int, device="cpu",
                      autocast=None, channels_last: bool = False, limit: int | None = None,
-                     **inference) -> dict:
+                     shard: tuple[int, int] = (0, 1), **inference) -> dict:
     """One confusion matrix over the dataset (untransformed images and labels): per-class IoU,
-    mIoU, pixel accuracy. ``inference`` goes to :func:`predict_logits`."""
+    mIoU, pixel accuracy. ``inference`` goes to :func:`predict_logits`. ``shard=(rank,
+    processes)``: this process evaluates images rank, rank + processes, ... and the matrices
+    are summed over the process group (torch.distributed) before the metrics."""
+    rank, processes = shard
     was_training = model.training
     model.eval()
     cm = ConfusionMatrix(num_classes, ignore_index=dataset.ignore_index)
     t0 = time.perf_counter()
     n = len(dataset) if limit is None else min(limit, len(dataset))
     try:
-        for i in range(n):
+        for i in range(rank, n, processes):
             image, mask = dataset[i]
             x = normalize(torch.as_tensor(image)[None]).to(device)
             if channels_last:
@@ -105,6 +109,8 @@ def evaluate_dataset(model: nn.Module, dataset, *, num_classes: int, device="cpu
             cm.update(probs.argmax(1).cpu(), torch.as_tensor(mask)[None].long())
     finally:
         model.train(was_training)
+    if processes > 1:
+        cm.matrix = distributed.all_sum(cm.matrix)
     res = cm.compute()
     res["images"] = n
     res["seconds"] = time.perf_counter() - t0

@@ -15,6 +15,7 @@ from torch import nn
 from densekit.config import check, load_config, to_dict
 from densekit.data.sr import SRPatchBatches, check_folders
 from densekit.data.stream import batch_stream
+from densekit.engine import distributed
 from densekit.engine.optim import OptimConfig, SchedulerConfig, build_optimizer, build_scheduler
 from densekit.engine.trainer import EngineConfig, Trainer, setup_engine
 from densekit.errors import DensekitError
@@ -121,7 +122,7 @@ def load_sr_model(name: str, scale: int, weights: str | Path | None = None) -> n
 class SRTask:
     def __init__(self, cfg: SRConfig):
         self.cfg = cfg
-        self.precision = setup_engine(cfg.engine)
+        self.precision = setup_engine(cfg.engine, batch_size=cfg.train.batch_size)
         check_folders(cfg.data.train, "data.train")
         check_folders(cfg.data.val, "data.val")
         m = cfg.model
@@ -129,6 +130,7 @@ class SRTask:
         if not any(p.requires_grad for p in model.parameters()):
             raise DensekitError(f"model.name: {m.name} has nothing to train")
         self.model = self.precision.prepare(model)
+        self.net = distributed.wrap(self.model, cfg.engine.sync_bn)  # what train_step runs
         t = cfg.train
         self.total_steps = t.epochs * t.iters_per_epoch
         self.modules = {"model": self.model}
@@ -140,7 +142,8 @@ class SRTask:
         self.data = SRPatchBatches(cfg.data.train, scale=m.scale, patch_size=cfg.data.patch_size,
                                    batch_size=t.batch_size, channels=m.channels,
                                    augment=cfg.data.augment, seed=cfg.engine.seed,
-                                   total_steps=self.total_steps)
+                                   total_steps=self.total_steps,
+                                   slots=distributed.shard_slots(t.batch_size))
 
     def batches(self, start_step: int):
         return batch_stream(self.data, start_step, self.total_steps, self.cfg.data.workers)
@@ -149,7 +152,7 @@ class SRTask:
         lr, hr = (self.precision.input(t) for t in batch)
         self.model.train()
         with self.precision.autocast():
-            out = self.model(lr)
+            out = self.net(lr)
         mse = F.mse_loss(out.float(), hr)
         loss = mse
         if self.cfg.train.l2 > 0:
@@ -163,6 +166,7 @@ class SRTask:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
+        """Every process evaluates the whole (small) validation folders: same numbers on all."""
         from densekit.tasks.sr_eval import evaluate_folder
 
         self.model.eval()
@@ -204,7 +208,10 @@ def train(config: str | None, overrides: list[str], resume: str | None = None) -
                       iters_per_epoch=t.iters_per_epoch,
                       val_every=t.val_every_epochs * t.iters_per_epoch,
                       batch_size=t.batch_size, config_dict=to_dict(cfg), command=cmd)
-    return trainer.fit(resume)
+    try:
+        return trainer.fit(resume)
+    finally:
+        distributed.shutdown()
 
 
 def format_out_dir(template: str, **fields) -> str:

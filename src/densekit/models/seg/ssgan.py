@@ -21,7 +21,7 @@ from torch import Tensor
 from densekit.errors import ConfigError
 
 __all__ = ["embed_ground_truth", "generator_loss", "discriminator_loss",
-           "discriminator_accuracy", "cross_entropy", "GENERATOR_LOSS_MODES"]
+           "discriminator_accuracy", "cross_entropy", "ce_normalizer", "GENERATOR_LOSS_MODES"]
 
 GENERATOR_LOSS_MODES = ("minimax", "nonsaturating")
 
@@ -68,25 +68,41 @@ def embed_ground_truth(probs: Tensor, target: Tensor, eps: float = 0.9,
     return v.to(probs.dtype)
 
 
-def cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = 255,
+def _class_weights(class_weights, num_classes: int, device) -> Tensor | None:
+    if class_weights is None:
+        return None
+    weight = torch.as_tensor(class_weights, dtype=torch.float32, device=device)
+    if weight.shape != (num_classes,):
+        raise ValueError(f"class_weights must have {num_classes} entries, "
+                         f"got shape {tuple(weight.shape)}")
+    return weight
+
+
+def ce_normalizer(target: Tensor, num_classes: int, ignore_index: int = 255,
                   class_weights: Tensor | None = None) -> Tensor:
-    """Per-pixel multi-class CE averaged over non-ignored pixels (weighted mean with class
-    weights, as ``F.cross_entropy``); 0 (with a gradient path) if every pixel is ignored."""
-    weight = None
-    if class_weights is not None:
-        weight = torch.as_tensor(class_weights, dtype=torch.float32, device=logits.device)
-        if weight.shape != (logits.shape[1],):
-            raise ValueError(f"class_weights must have {logits.shape[1]} entries, "
-                             f"got shape {tuple(weight.shape)}")
-    per_pixel = F.cross_entropy(logits.float(), target.long(), weight=weight,
-                                ignore_index=ignore_index, reduction="none")
+    """What :func:`cross_entropy` divides by: the number of non-ignored pixels (their summed
+    class weights with ``class_weights``)."""
+    weight = _class_weights(class_weights, num_classes, target.device)
     valid = target != ignore_index
     if weight is None:
-        denom = valid.sum().float()
-    else:
-        t = torch.where(valid, target, torch.zeros_like(target)).long()
-        denom = (weight[t] * valid).sum()
-    return per_pixel.sum() / denom.clamp_min(1e-12)
+        return valid.sum().float()
+    t = torch.where(valid, target, torch.zeros_like(target)).long()
+    return (weight[t] * valid).sum()
+
+
+def cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = 255,
+                  class_weights: Tensor | None = None, normalizer: Tensor | None = None
+                  ) -> Tensor:
+    """Per-pixel multi-class CE averaged over non-ignored pixels (weighted mean with class
+    weights, as ``F.cross_entropy``); 0 (with a gradient path) if every pixel is ignored.
+    ``normalizer`` replaces the divisor :func:`ce_normalizer` (data-parallel training divides
+    every shard by the global batch's value / number of shards)."""
+    weight = _class_weights(class_weights, logits.shape[1], logits.device)
+    per_pixel = F.cross_entropy(logits.float(), target.long(), weight=weight,
+                                ignore_index=ignore_index, reduction="none")
+    if normalizer is None:
+        normalizer = ce_normalizer(target, logits.shape[1], ignore_index, class_weights)
+    return per_pixel.sum() / normalizer.clamp_min(1e-12)
 
 
 def _bce(logits: Tensor, label: float) -> Tensor:
@@ -96,13 +112,15 @@ def _bce(logits: Tensor, label: float) -> Tensor:
 
 def generator_loss(logits: Tensor, target: Tensor, d_fake_logits: Tensor, lam: float = 1e-2,
                    mode: str = "minimax", ignore_index: int = 255,
-                   class_weights: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+                   class_weights: Tensor | None = None, normalizer: Tensor | None = None
+                   ) -> tuple[Tensor, Tensor, Tensor]:
     """G's loss; returns ``(total, ce, adv)``.
 
     ``d_fake_logits`` = A's logits on (image, softmax(logits)) with A's parameters frozen but
     the graph to G kept. ``adv`` is the BCE term itself (>= 0): ``BCE(0, d)`` for "minimax"
     (paper eq. 3: ``total = ce - lam * adv``) and ``BCE(1, d)`` for "nonsaturating"
     (``total = ce + lam * adv``). Either way G is pushed to make A answer "real".
+    ``normalizer``: see :func:`cross_entropy`.
     """
     if not isinstance(mode, str) or mode not in GENERATOR_LOSS_MODES:
         raise ConfigError(f"ssgan.mode must be one of {', '.join(GENERATOR_LOSS_MODES)}, "
@@ -110,7 +128,7 @@ def generator_loss(logits: Tensor, target: Tensor, d_fake_logits: Tensor, lam: f
     if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam) \
             or lam < 0:
         raise ConfigError(f"ssgan.lam must be a number >= 0, got {lam!r}")
-    ce = cross_entropy(logits, target, ignore_index, class_weights)
+    ce = cross_entropy(logits, target, ignore_index, class_weights, normalizer)
     if mode == "minimax":
         adv = _bce(d_fake_logits, 0.0)
         total = ce - lam * adv
