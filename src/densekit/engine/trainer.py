@@ -123,8 +123,11 @@ class _StopRequest:
         self.signum = signum
 
     def __exit__(self, *exc):
+        # a process stopping under torchrun keeps ignoring the signals the agent sends to the
+        # processes still running once the first one has exited, so that it exits cleanly too
+        keep_ignoring = self.signum is not None and not self.escalate
         for sig, old in self._old.items():
-            signal.signal(sig, old)
+            signal.signal(sig, signal.SIG_IGN if keep_ignoring else old)
 
 
 class Trainer:
@@ -308,6 +311,7 @@ class Trainer:
                     continue
                 signum = distributed.first_signal(stop.signum)  # all processes stop together
                 if signum is not None and self.step < self.total_steps:
+                    stop.signum = signum  # also on a process that got no signal itself
                     path = self.save()
                     self.log.info(f"stopped by signal {signum} at step {self.step}; "
                                   f"checkpoint {path}. Resume with: {self.command} --resume auto")
