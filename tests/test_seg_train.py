@@ -8,7 +8,7 @@ from PIL import Image
 
 from densekit.cli.main import main
 from densekit.engine.checkpoint import list_checkpoints, load_checkpoint
-from densekit.errors import DensekitError
+from densekit.errors import ConfigError, DensekitError
 from densekit.tasks.seg import train
 
 from conftest import tiny_camvid
@@ -194,3 +194,12 @@ def test_impossible_inference_options_are_one_line_errors(tmp_path, capsys, args
         assert main(cmd + ["--weights", "w.pt"] + args) == 2
         assert capsys.readouterr().err == f"densekit: error: {message}\n"
     assert not (tmp_path / "o").exists()
+
+
+def test_unknown_torchvision_generator_option_is_refused(tmp_path):
+    # torchvision's builders swallow unknown keywords; densekit must not
+    with pytest.raises(ConfigError, match=r"model.options: torchvision fcn_resnet50 has no "
+                                          r"option 'bogus' \(options: aux_loss\)"):
+        train(None, tiny(tmp_path / "run", **{"model.name": "torchvision:fcn_resnet50",
+                                              "model.options": "{bogus: 1}"}))
+    assert not (tmp_path / "run" / "checkpoints").exists()
