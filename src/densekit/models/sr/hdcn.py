@@ -95,13 +95,19 @@ class EncoderDecoder(nn.Module):
     the exact transposed geometry of the valid conv is used instead (sizes match for odd and
     even inputs). Feature maps smaller than the 3x3 kernel (tiny inputs with depth >= 2) are
     zero-padded at the bottom/right before the conv and cropped back after the deconv.
+
+    Each deconv is built with output_padding 1 and its output cropped to the encoder input's
+    size: the same values as ``output_size=`` (output padding only appends rows/columns at the
+    bottom/right), but with a size-independent graph, so ONNX export keeps height and width
+    dynamic.
     """
 
     def __init__(self, features: int, depth: int):
         super().__init__()
         self.down = nn.ModuleList(nn.Conv2d(features, features, 3, stride=2, padding=0)
                                   for _ in range(depth))
-        self.up = nn.ModuleList(nn.ConvTranspose2d(features, features, 3, stride=2, padding=0)
+        self.up = nn.ModuleList(nn.ConvTranspose2d(features, features, 3, stride=2, padding=0,
+                                                   output_padding=1)
                                 for _ in range(depth))
         self.relu = nn.ReLU(inplace=False)
 
@@ -112,14 +118,12 @@ class EncoderDecoder(nn.Module):
             ph, pw = max(0, 3 - h), max(0, 3 - w)
             if ph or pw:
                 x = F.pad(x, (0, pw, 0, ph))
-            sizes.append((h, w, h + ph, w + pw))
+            sizes.append((h, w))
             x = self.relu(conv(x))
         last = len(self.up) - 1
         for i, deconv in enumerate(self.up):
-            h, w, hp, wp = sizes[last - i]
-            x = deconv(x, output_size=(hp, wp))
-            if (hp, wp) != (h, w):
-                x = x[..., :h, :w]
+            h, w = sizes[last - i]
+            x = deconv(x)[..., :h, :w]
             if i < last:
                 x = self.relu(x)
         return x
