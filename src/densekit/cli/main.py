@@ -243,6 +243,16 @@ def cmd_data_check(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_export(args) -> int:
+    from densekit.export import export
+
+    res = export(args.task, args.weights, args.output, model=args.model, scale=args.scale)
+    print(f"wrote {res['output']} ({res['model']}, {res['bytes'] / 1e6:.1f} MB); ONNX Runtime vs "
+          f"PyTorch on inputs of {' and '.join('x'.join(map(str, s)) for s in res['check_sizes'])}"
+          f" (N x h x w): max abs difference {res['max_abs_diff']:.2e}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from densekit.tasks.demo import run_demo
 
@@ -335,6 +345,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data", required=True, metavar="DIR")
     c.add_argument("--split", action="append", help="seg splits (default: train and val)")
     c.set_defaults(func=cmd_data_check)
+
+    x = sub.add_parser("export", help="export a model to ONNX (dynamic batch/height/width)")
+    x.add_argument("--task", choices=["sr", "seg"], required=True)
+    x.add_argument("--weights", help="weights file or training checkpoint (sr default: the "
+                                     "shipped weights of --model/--scale)")
+    x.add_argument("--model", choices=["bicubic", "hdcn", "srcnn", "vdsr", "rednet"],
+                   help="sr: model name (default: from the weights file)")
+    x.add_argument("--scale", type=_scale, help="sr: scale (default: from the weights file)")
+    x.add_argument("--format", choices=["onnx"], default="onnx")
+    x.add_argument("-o", "--output", required=True, metavar="FILE")
+    x.set_defaults(func=cmd_export)
 
     d = sub.add_parser("demo", help="the offline demo (make demo)")
     d.add_argument("-o", "--output", default="demo_out")
