@@ -214,6 +214,8 @@ class SegTask:
         if t.init_from:
             load_generator_weights(g, t.init_from)
         self.G = self.precision.prepare(g)
+        if cfg.engine.compile:
+            self.G.compile()  # in place: state_dict keys unchanged
         self.p1 = t.phase1_epochs * t.iters_per_epoch
         self.p2 = t.phase2_epochs * t.iters_per_epoch
         self.total_steps = self.p1 + self.p2

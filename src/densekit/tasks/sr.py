@@ -139,6 +139,8 @@ class SRTask:
         if not any(p.requires_grad for p in model.parameters()):
             raise DensekitError(f"model.name: {m.name} has nothing to train")
         self.model = self.precision.prepare(model)
+        if cfg.engine.compile:
+            self.model.compile()  # in place: state_dict keys unchanged
         t = cfg.train
         self.total_steps = t.epochs * t.iters_per_epoch
         self.modules = {"model": self.model}
