@@ -107,11 +107,19 @@ def _counted(fn) -> int:
     return int(counter.get_total_flops())
 
 
-def matmul_gflops(n: int, dtype: torch.dtype, device: torch.device, runs: int = 3) -> float:
-    """Best-of-``runs`` GFLOP/s of an n x n matmul (2 n^3 FLOPs)."""
-    a = torch.rand(n, n, device=device, dtype=dtype)
-    b = torch.rand(n, n, device=device, dtype=dtype)
-    return 2 * n ** 3 / min(time_runs(lambda: a @ b, runs, device=device)) / 1e9
+def matmul_gflops(n: int, dtype: torch.dtype, device: torch.device, runs: int = 3,
+                  budget_s: float = 2.0) -> tuple[float, int]:
+    """(best-of-``runs`` GFLOP/s, size) of an n x n matmul (2 n^3 FLOPs); the size is halved
+    (down to 256) while one product would take more than ``budget_s`` (bf16 on CPUs without
+    bf16 instructions is two orders of magnitude slower than fp32)."""
+    while True:
+        a = torch.rand(n, n, device=device, dtype=dtype)
+        b = torch.rand(n, n, device=device, dtype=dtype)
+        (probe,) = time_runs(lambda: a @ b, 1, warmup=0, device=device)
+        if probe * 8 <= budget_s or n <= 256:  # the next size up costs 8x
+            break
+        n //= 2
+    return 2 * n ** 3 / min(time_runs(lambda: a @ b, runs, device=device)) / 1e9, n
 
 
 # ---- paths -----------------------------------------------------------------------------------
@@ -193,6 +201,10 @@ def _batch_seconds(data, steps: range) -> float:
     return (time.perf_counter() - t0) / len(steps)
 
 
+def _progress(what: str) -> None:
+    print(f"bench: {what}", file=sys.stderr, flush=True)
+
+
 # ---- sections --------------------------------------------------------------------------------
 def bench_models(sz: dict, device, peak: dict, tmp: Path) -> dict:
     """Per model: train step and inference, plain vs default path, FLOPs and peak fraction;
@@ -206,6 +218,7 @@ def bench_models(sz: dict, device, peak: dict, tmp: Path) -> dict:
         key = "sr" if is_sr else "seg"
         bs = sz["sr_batch"] if is_sr else sz["seg"][0]
         row = {"model": name}
+        _progress(name)
         # the SS-GAN generator's task also runs phase 2 (G + adversarial network A)
         adv = {"model": "ssgan"} if name == sz["ssgan_generator"] else None
         for label, path in paths(device).items():
@@ -301,6 +314,7 @@ def bench_peers(sz: dict, device, batch, ours: dict) -> list[dict]:
     images, masks = (t.to(device) for t in batch)
     out = []
     for name in PEERS:
+        _progress(f"torchvision {name}")
         torch.manual_seed(0)
         model = getattr(tvseg, name)(weights=None, weights_backbone=None, num_classes=11,
                                      aux_loss=True).to(device).train()
@@ -486,21 +500,26 @@ def run_bench(quick: bool = False, device: str = "auto", threads: int = 0) -> di
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    peak = {"fp32": matmul_gflops(sz["matmul"], torch.float32, dev),
-            "bf16": matmul_gflops(sz["matmul"], torch.bfloat16, dev)}
+    (f32, n32), (b16, n16) = (matmul_gflops(sz["matmul"], dt, dev)
+                              for dt in (torch.float32, torch.bfloat16))
+    peak = {"fp32": f32, "bf16": b16}
     d = paths(dev)["default"]
     res = {"machine": {"device": dev.type, "cpu": platform.processor() or platform.machine(),
                        "threads": torch.get_num_threads(), "torch": torch.__version__,
                        "fast_bf16_cpu": cpu_has_fast_bf16(),
                        "default_path": f"{d['precision']} + channels_last"},
            "sizes": {k: v for k, v in sz.items() if not isinstance(v, bool)},
-           "quick": quick, "peak_gflops": peak, "matmul_n": sz["matmul"]}
+           "quick": quick, "peak_gflops": peak, "matmul_n": {"fp32": n32, "bf16": n16}}
     with tempfile.TemporaryDirectory(prefix="densekit-bench-") as tmp:
         res.update(bench_models(sz, dev, peak, Path(tmp)))
+        _progress("SR cost per megapixel" + (", HDCN on Set5" if sz["set5"] else ""))
         res["sr"] = bench_sr(sz, dev)
+        _progress("tiled upscaling memory")
         res["upscale_memory"] = bench_upscale_memory(sz)
+        _progress("torch.compile")
         res["compile"] = bench_compile(sz, dev, Path(tmp)) if sz["compile"] else \
             {"skipped": "--quick"}
+    _progress("ONNX Runtime")
     res["onnx"] = bench_onnx(sz, dev) if sz["onnx"] else {"skipped": "--quick"}
     res["seconds"] = time.perf_counter() - t0
     return res
@@ -522,8 +541,9 @@ def print_table(res: dict, file=None) -> None:
     p(f"machine: {m['device']} {m['cpu']}, {m['threads']} threads, torch {m['torch']}; "
       f"fast bf16 CPU: {'yes' if m['fast_bf16_cpu'] else 'no'}; densekit default path: "
       f"{m['default_path']}")
-    p(f"matmul peak ({res['matmul_n']}^2, best of 3): fp32 {pk['fp32']:,.1f} GFLOP/s, "
-      f"bf16 {pk['bf16']:,.1f} GFLOP/s")
+    n = res["matmul_n"]
+    p(f"matmul peak (n x n, best of 3): fp32 {pk['fp32']:,.1f} GFLOP/s (n={n['fp32']}), "
+      f"bf16 {pk['bf16']:,.1f} GFLOP/s (n={n['bf16']})")
     p()
     p("Training step and inference, plain = fp32 NCHW (a typical reference script), "
       "default = densekit default path")

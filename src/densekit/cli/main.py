@@ -353,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.add_argument("--quick", action="store_true", help="tiny sizes (a test-sized run)")
     b.add_argument("--threads", type=_nonneg_int, default=0,
-                   help="torch intra-op threads (0 = torch default)")
+                   help="torch intra-op threads (0 = torch default; 1 on a machine busy "
+                        "with other work, where threads wait on each other)")
     b.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     b.set_defaults(func=cmd_bench)
 
