@@ -17,12 +17,7 @@ from conftest import shared_data
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.skipif(shared_data() is None or shipped_weights("hdcn", 2) is None,
@@ -54,7 +49,7 @@ def test_seg_miou_bf16_within_0_1_percent_of_fp32():
     pairs = [train[i] for i in range(len(train))]
     x = torch.cat([normalize(torch.as_tensor(im)[None]) for im, _ in pairs])
     y = torch.stack([torch.as_tensor(m).long() for _, m in pairs])
-    for _ in range(150):
+    for _ in range(300):
         loss = F.cross_entropy(model(x), y, ignore_index=255)
         opt.zero_grad()
         loss.backward()
