@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from densekit.data.imresize import _matrix64
 from densekit.errors import DensekitError
 
 # (traced size, two check sizes) per task, as (N, H, W); SR sizes are LR sizes
@@ -93,6 +94,8 @@ def to_onnx(model: nn.Module, task: str, channels: int) -> bytes:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise DensekitError(f"ONNX export failed for {type(model).__name__} "
                                 f"({first[:160]})") from None
+        finally:  # tracing filled the bicubic matrix cache with fake tensors: drop them
+            _matrix64.cache_clear()
     return program.model_proto.SerializeToString()
 
 
