@@ -22,6 +22,15 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (fast and steady on a small, busy CI machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def smooth_image(rng, h, w, channels=3):
     """A smooth, textured natural-ish uint8 image (so SR has something to learn)."""
     small = rng.random((h // 8 + 2, w // 8 + 2, channels))

@@ -111,6 +111,7 @@ def cmd_sr_upscale(args) -> int:
 
 
 def cmd_sr_models(args) -> int:
+    from densekit.bench import inference_ms_per_megapixel
     from densekit.models.complexity import count_params, flops_per_pixel
     from densekit.models.sr import SR_MODELS, build_sr_model
 
@@ -137,27 +138,6 @@ def cmd_sr_models(args) -> int:
         print(f"(inference on a {args.time}x{args.time}-pixel output, {prec.device.type} "
               f"{prec.mode}, median of 3 runs after a warm-up)")
     return 0
-
-
-def inference_ms_per_megapixel(model, prec, out_size: int) -> float:
-    """Median wall time of one forward pass, per output megapixel."""
-    import time
-
-    import torch
-
-    model = prec.prepare(model.eval())
-    lr = prec.input(torch.rand(1, model.channels, out_size // model.scale,
-                               out_size // model.scale))
-    times = []
-    with torch.no_grad(), prec.autocast():
-        for _ in range(4):
-            t0 = time.perf_counter()
-            model(lr)
-            if prec.device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-    pixels = (lr.shape[-1] * model.scale) * (lr.shape[-2] * model.scale)
-    return sorted(times[1:])[1] * 1000 / (pixels / 1e6)
 
 
 # ---- seg -------------------------------------------------------------------------------------
@@ -276,6 +256,27 @@ def cmd_data_check(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_export(args) -> int:
+    from densekit.export import export
+
+    res = export(args.task, args.weights, args.output, model=args.model, scale=args.scale)
+    print(f"wrote {res['output']} ({res['model']}, {res['bytes'] / 1e6:.1f} MB); ONNX Runtime vs "
+          f"PyTorch on inputs of {' and '.join('x'.join(map(str, s)) for s in res['check_sizes'])}"
+          f" (N x h x w): max abs difference {res['max_abs_diff']:.2e}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from densekit.bench import print_table, run_bench
+
+    res = run_bench(quick=args.quick, device=args.device, threads=args.threads)
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        print_table(res)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from densekit.tasks.demo import run_demo
 
@@ -372,6 +373,27 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--classes", metavar="FILE",
                    help="folder data sets: class names, one a line (default: DIR/classes.txt)")
     c.set_defaults(func=cmd_data_check)
+
+    x = sub.add_parser("export", help="export a model to ONNX (dynamic batch/height/width)")
+    x.add_argument("--task", choices=["sr", "seg"], required=True)
+    x.add_argument("--weights", help="weights file or training checkpoint (sr default: the "
+                                     "shipped weights of --model/--scale)")
+    x.add_argument("--model", choices=["bicubic", "hdcn", "srcnn", "vdsr", "rednet"],
+                   help="sr: model name (default: from the weights file)")
+    x.add_argument("--scale", type=_scale, help="sr: scale (default: from the weights file)")
+    x.add_argument("--format", choices=["onnx"], default="onnx")
+    x.add_argument("-o", "--output", required=True, metavar="FILE")
+    x.set_defaults(func=cmd_export)
+
+    b = sub.add_parser("bench", help="speed of every model and of the data pipeline on this "
+                                     "machine (a few minutes)")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument("--quick", action="store_true", help="tiny sizes (a test-sized run)")
+    b.add_argument("--threads", type=_nonneg_int, default=0,
+                   help="torch intra-op threads (0 = torch default; 1 on a machine busy "
+                        "with other work, where threads wait on each other)")
+    b.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("demo", help="the offline demo (make demo)")
     d.add_argument("-o", "--output", default="demo_out")

@@ -41,6 +41,8 @@ class EngineConfig:
     device: str = "auto"
     precision: str = check("auto", choices=["auto", "fp32", "bf16", "fp16"])
     channels_last: bool = True
+    compile: bool = check(False, help="torch.compile the trained networks ('densekit bench' "
+                                      "measures whether it helps on this machine)")
     seed: int = 0
     deterministic: bool = False
     threads: int = check(0, min=0, help="torch intra-op threads (0 = torch default)")

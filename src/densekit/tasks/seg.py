@@ -243,6 +243,8 @@ class SegTask:
         if t.init_from:
             load_generator_weights(g, t.init_from)
         self.G = self.precision.prepare(g)
+        if cfg.engine.compile:
+            self.G.compile()  # in place: state_dict keys unchanged
         # train_step runs G_net / D_net (DDP under torchrun); self.G / self.D are the networks
         self.G_net = distributed.wrap(self.G, cfg.engine.sync_bn)
         self.p1 = t.phase1_epochs * t.iters_per_epoch

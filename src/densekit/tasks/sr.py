@@ -85,6 +85,24 @@ def shipped_weights(name: str, scale: int) -> Path | None:
     return path if path.is_file() else None
 
 
+def read_sr_weights(path: str | Path) -> dict:
+    """A weights file or training checkpoint as {model, scale, channels, options,
+    state_dict}."""
+    from densekit.engine.checkpoint import load_checkpoint
+
+    path = Path(path)
+    state = load_checkpoint(path)
+    if state.get("format") == "densekit-checkpoint-1":  # a training checkpoint also works
+        if state.get("config", {}).get("task") != "sr":
+            raise DensekitError(f"{path}: not a super-resolution checkpoint")
+        cfg = state["config"]["model"]
+        state = {"model": cfg["name"], "scale": cfg["scale"], "channels": cfg["channels"],
+                 "options": cfg["options"], "state_dict": state["modules"]["model"]}
+    elif state.get("format") != WEIGHTS_FORMAT:
+        raise DensekitError(f"{path}: not a densekit SR weights file")
+    return state
+
+
 def load_sr_model(name: str, scale: int, weights: str | Path | None = None) -> nn.Module:
     """An SR model ready for inference: bicubic, shipped weights, or a weights/checkpoint file."""
     if name == "bicubic":
@@ -94,16 +112,8 @@ def load_sr_model(name: str, scale: int, weights: str | Path | None = None) -> n
         if weights is None:
             raise DensekitError(f"--weights: no shipped weights for {name} x{scale}; "
                                 "pass a weights file from 'densekit sr train'")
-    from densekit.engine.checkpoint import load_checkpoint
-
     path = Path(weights)
-    state = load_checkpoint(path)
-    if state.get("format") == "densekit-checkpoint-1":  # a training checkpoint also works
-        cfg = state["config"]["model"]
-        state = {"model": cfg["name"], "scale": cfg["scale"], "channels": cfg["channels"],
-                 "options": cfg["options"], "state_dict": state["modules"]["model"]}
-    elif state.get("format") != WEIGHTS_FORMAT:
-        raise DensekitError(f"{path}: not a densekit SR weights file")
+    state = read_sr_weights(path)
     if state["model"] != name:
         raise DensekitError(f"{path}: weights are for model {state['model']}, not {name}")
     if state["scale"] != scale:
@@ -130,6 +140,8 @@ class SRTask:
         if not any(p.requires_grad for p in model.parameters()):
             raise DensekitError(f"model.name: {m.name} has nothing to train")
         self.model = self.precision.prepare(model)
+        if cfg.engine.compile:
+            self.model.compile()  # in place: state_dict keys unchanged
         self.net = distributed.wrap(self.model, cfg.engine.sync_bn)  # what train_step runs
         t = cfg.train
         self.total_steps = t.epochs * t.iters_per_epoch

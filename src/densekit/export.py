@@ -1,0 +1,161 @@
+"""ONNX export of trained models (``densekit export``), checked against ONNX Runtime.
+
+Exporter: ``torch.onnx.export(..., dynamo=True)`` (torch.export + onnxscript), the exporter
+PyTorch recommends; the legacy TorchScript one (``dynamo=False``) also works for these models
+but is deprecated in torch 2.x. Batch, height and width are dynamic. Before anything is
+written, the ONNX model is run with ONNX Runtime on two random inputs of sizes other than the
+traced one (odd ones included) and compared with PyTorch; the file is then written atomically.
+
+Models whose computation depends on the input size in Python (the MATLAB-exact bicubic
+upsampling of SRCNN/VDSR/REDNet/bicubic builds its matrices from the size) cannot keep a
+dynamic height/width; the check refuses them with one line instead of writing a wrong file.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from densekit.data.imresize import _matrix64
+from densekit.errors import DensekitError
+
+# (traced size, two check sizes) per task, as (N, H, W); SR sizes are LR sizes
+SIZES = {"sr": ((1, 24, 28), ((1, 17, 31), (2, 20, 13))),
+         "seg": ((1, 64, 64), ((1, 50, 70), (2, 37, 41)))}
+NAMES = {"sr": ("lr", "sr"), "seg": ("image", "logits")}
+
+
+def _require(module: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise DensekitError(f"--format onnx needs the '{module}' package: pip install "
+                            "'densekit[export]'") from None
+
+
+def load_model(task: str, weights: str | None, model: str | None = None,
+               scale: int | None = None) -> tuple[nn.Module, dict]:
+    """The model to export and its metadata (what an application needs to use the file)."""
+    if task == "sr":
+        from densekit.tasks.sr import load_sr_model, read_sr_weights
+
+        if weights is not None:
+            state = read_sr_weights(weights)
+            model, scale = model or state["model"], scale or state["scale"]
+        elif model is None or scale is None:
+            raise DensekitError("--weights: pass a weights file or checkpoint (or --model and "
+                                "--scale for shipped weights)")
+        net = load_sr_model(model, scale, weights)
+        meta = {"task": "sr", "model": model, "scale": scale, "channels": net.channels,
+                "input": "LR image (N, C, h, w) in [0, 1]; C = 1 means Y (BT.601) of YCbCr",
+                "output": "SR image (N, C, scale*h, scale*w), unclamped"}
+        return net, meta
+    if task == "seg":
+        from densekit.data.seg import IMAGENET_MEAN, IMAGENET_STD
+        from densekit.tasks.seg import load_seg_model
+
+        if weights is None:
+            raise DensekitError("--weights: required for --task seg")
+        net, state = load_seg_model(weights)
+        meta = {"task": "seg", "model": state["model"], "classes": list(state["classes"]),
+                "palette": [list(c) for c in state["palette"]],
+                "resize": state.get("resize", 1.0), "mean": list(IMAGENET_MEAN),
+                "std": list(IMAGENET_STD),
+                "input": "RGB image (N, 3, H, W) in [0, 1] normalised with mean/std",
+                "output": "class logits (N, classes, H, W)"}
+        return net, meta
+    raise DensekitError(f"--task: expected sr or seg, got {task!r}")
+
+
+def _input(task: str, channels: int, size: tuple[int, int, int], seed: int) -> torch.Tensor:
+    n, h, w = size
+    return torch.rand(n, channels, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def to_onnx(model: nn.Module, task: str, channels: int) -> bytes:
+    """The serialized ONNX model (opset chosen by torch) with dynamic batch/height/width."""
+    _require("onnxscript")
+    traced, _ = SIZES[task]
+    x = _input(task, channels, traced, 0)
+    dyn = torch.export.Dim.DYNAMIC
+    in_name, out_name = NAMES[task]
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(model.eval().float(), (x,), dynamo=True,
+                                        input_names=[in_name], output_names=[out_name],
+                                        dynamic_shapes=({0: dyn, 2: dyn, 3: dyn},),
+                                        verbose=False, report=False)
+        except Exception as e:  # the exporter's own errors are many and untyped
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise DensekitError(f"ONNX export failed for {type(model).__name__} "
+                                f"({first[:160]})") from None
+        finally:  # tracing filled the bicubic matrix cache with fake tensors: drop them
+            _matrix64.cache_clear()
+    return program.model_proto.SerializeToString()
+
+
+def onnx_session(data: bytes, threads: int = 0):
+    """An ONNX Runtime CPU session for a serialized model (threads 0 = ORT default)."""
+    ort = _require("onnxruntime")
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+def max_abs_difference(model: nn.Module, session, task: str, channels: int) -> float:
+    """Largest |ONNX Runtime - PyTorch| over the two check inputs of ``task``; a size the
+    ONNX model cannot take (a size-specialised graph) raises DensekitError."""
+    _, checks = SIZES[task]
+    worst = 0.0
+    for i, size in enumerate(checks):
+        x = _input(task, channels, size, 1 + i)
+        with torch.no_grad():
+            ref = model(x).float().numpy()
+        try:
+            (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise DensekitError(f"{type(model).__name__}: the ONNX model does not take a "
+                                f"{size[1]}x{size[2]} input ({first[:120]}); its graph "
+                                "depends on the input size") from None
+        if out.shape != ref.shape:
+            raise DensekitError(f"{type(model).__name__}: ONNX output {out.shape} for a "
+                                f"{size[1]}x{size[2]} input, PyTorch gives {ref.shape}")
+        worst = max(worst, float(abs(out - ref).max()))
+    return worst
+
+
+def _with_metadata(data: bytes, meta: dict) -> bytes:
+    onnx = _require("onnx")
+    proto = onnx.load_model_from_string(data)
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = f"densekit.{k}", json.dumps(v)
+    return proto.SerializeToString()
+
+
+def export(task: str, weights: str | None, output: str | Path, *, model: str | None = None,
+           scale: int | None = None, tolerance: float = 1e-3) -> dict:
+    """Export, check against ONNX Runtime, then write ``output`` atomically. Returns
+    {output, model, bytes, max_abs_diff, check_sizes}."""
+    from densekit.data.image_io import atomic_write
+
+    net, meta = load_model(task, weights, model, scale)
+    channels = int(getattr(net, "channels", 3))
+    data = to_onnx(net, task, channels)
+    diff = max_abs_difference(net, onnx_session(data), task, channels)
+    if not diff <= tolerance:
+        raise DensekitError(f"{meta['model']}: ONNX Runtime differs from PyTorch by {diff:.3g} "
+                            f"(> {tolerance}) on inputs of another size; its graph depends on "
+                            "the input size, not exported")
+    data = _with_metadata(data, {**meta, "max_abs_diff": diff})
+    out = Path(output)
+    atomic_write(out, lambda tmp: Path(tmp).write_bytes(data))
+    return {"output": str(out), "model": meta["model"], "bytes": len(data), "max_abs_diff": diff,
+            "check_sizes": [list(s) for s in SIZES[task][1]]}
