@@ -5,7 +5,10 @@ import io
 import json
 import math
 
-from densekit.bench import print_table
+import pytest
+import torch
+
+from densekit.bench import SECTIONS, machine_threads, matmul_gflops, parse_sections, print_table
 from densekit.cli.main import main
 
 
@@ -61,3 +64,41 @@ def test_quick_bench_json(capsys):
                  "SS-GAN", "ms/Mpx", "Tiled upscaling", "Data pipeline", "torch.compile",
                  "ONNX Runtime"):
         assert word in text, word
+
+
+def test_sections_subset_and_machine_threads(capsys, one_thread):
+    # no --threads: torch runs on this machine's cores; only the chosen sections are in the
+    # result and the table
+    assert main(["bench", "--quick", "--json", "--sections", "onnx, sr"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["machine"]["threads"] == machine_threads()
+    assert res["sections"] == ["sr", "onnx"]
+    assert {"sr", "onnx"} <= set(res)
+    assert not {"models", "peers", "ssgan", "data", "upscale_memory", "compile"} & set(res)
+    assert [r["model"] for r in res["sr"]] == ["bicubic", "hdcn", "srcnn", "vdsr", "rednet"]
+    out = io.StringIO()
+    print_table(res, file=out)
+    text = out.getvalue()
+    assert "ms/Mpx" in text and "ONNX Runtime" in text
+    assert "Peers" not in text and "Tiled upscaling" not in text and "torch.compile" not in text
+
+
+@pytest.mark.parametrize("text", ["", "sr,gpu", "models;sr"])
+def test_bad_sections_one_line_error(capsys, text):
+    assert main(["bench", "--quick", "--sections", text]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    assert cap.err.startswith("densekit: error: --sections: expected a comma list of models, "
+                              "sr, upscale, compile, onnx") and cap.err.count("\n") == 1
+
+
+def test_parse_sections_keeps_run_order():
+    assert parse_sections(None) == SECTIONS
+    assert parse_sections("onnx,models,models") == ("models", "onnx")
+
+
+def test_matmul_probe_grows_up_to_n_and_stops_on_budget(one_thread):
+    assert matmul_gflops(512, torch.float32, torch.device("cpu"))[1] == 512
+    assert matmul_gflops(128, torch.float32, torch.device("cpu"))[1] == 128
+    # a zero budget: the first (smallest) size is kept
+    assert matmul_gflops(2048, torch.float32, torch.device("cpu"), budget_s=0)[1] == 256

@@ -30,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from densekit.engine.precision import Precision, cpu_has_fast_bf16, resolve_device, \
     resolve_precision
+from densekit.errors import DensekitError
 
 SR_MODELS = ("hdcn", "srcnn", "vdsr", "rednet")
 PEERS = ("fcn_resnet50", "deeplabv3_resnet50")
@@ -38,20 +39,24 @@ PUBLISHED_SET5_X2 = {"bicubic": 33.66, "srcnn": 36.66, "vdsr": 37.53, "rednet": 
 SET5 = Path("../shared/data/sr/Set5")
 
 SIZES = {
-    # matmul n; SR: batch, HR patch (train), HR output side (inference); seg: (N, H, W) train,
-    # (H, W) inference; synthetic CamVid-like images; timed runs after one warm-up
-    "full": {"matmul": 2048, "sr_batch": 16, "sr_patch": 48, "sr_out": 256, "seg": (2, 256, 256),
-             "seg_infer": (256, 256), "seg_image": (360, 480), "sr_runs": 2, "seg_runs": 1,
-             "upscale_out": ((1280, 720), (3840, 2160)), "upscale_tile": None,
-             "compile": True, "onnx": True, "set5": True,
+    # matmul n (largest probed); SR: batch, HR patch (train), HR output side (inference);
+    # seg: (N, H, W) train, (H, W) inference; synthetic CamVid-like images; timed runs after
+    # one warm-up (cheap SR models 3, expensive seg models 2); torch.compile on a smaller batch
+    "full": {"matmul": 2048, "sr_batch": 16, "sr_patch": 48, "sr_out": 256, "seg": (2, 224, 224),
+             "seg_infer": (224, 224), "seg_image": (360, 480), "sr_runs": 3, "seg_runs": 2,
+             "upscale_out": ((640, 360), (3840, 2160)), "upscale_tile": None,
+             "compile": True, "compile_batch": 4, "onnx": True, "set5": True,
              "seg_models": ("fcn8s_vgg16", "deeplab_r50"), "ssgan_generator": "fcn8s_vgg16"},
     "quick": {"matmul": 128, "sr_batch": 2, "sr_patch": 16, "sr_out": 32, "seg": (2, 32, 32),
               "seg_infer": (32, 32), "seg_image": (40, 48), "sr_runs": 1, "seg_runs": 1,
               "upscale_out": ((64, 48), (128, 96)), "upscale_tile": 16,
-              "compile": False, "onnx": True, "set5": False,
+              "compile": False, "compile_batch": 2, "onnx": True, "set5": False,
               # FCN-8s' 134M parameters (fc6/fc7) make even a tiny step take seconds
               "seg_models": ("deeplab_r50",), "ssgan_generator": "deeplab_r50"},
 }
+# what --sections picks from; "models" is the per-model table with SS-GAN, the data pipelines
+# and the torchvision peers (they share its batches and timings)
+SECTIONS = ("models", "sr", "upscale", "compile", "onnx")
 
 
 # ---- timing helpers --------------------------------------------------------------------------
@@ -109,17 +114,19 @@ def _counted(fn) -> int:
 
 def matmul_gflops(n: int, dtype: torch.dtype, device: torch.device, runs: int = 3,
                   budget_s: float = 2.0) -> tuple[float, int]:
-    """(best-of-``runs`` GFLOP/s, size) of an n x n matmul (2 n^3 FLOPs); the size is halved
-    (down to 256) while one product would take more than ``budget_s`` (bf16 on CPUs without
-    bf16 instructions is two orders of magnitude slower than fp32)."""
+    """(best-of-``runs`` GFLOP/s, size) of an n x n matmul (2 n^3 FLOPs); the probe starts at
+    256 (or ``n`` if smaller) and doubles up to ``n`` while the next size's product would take
+    at most ``budget_s`` (bf16 on CPUs without bf16 instructions is two orders of magnitude
+    slower than fp32: probing from the top would cost minutes)."""
+    size = min(n, 256)
     while True:
-        a = torch.rand(n, n, device=device, dtype=dtype)
-        b = torch.rand(n, n, device=device, dtype=dtype)
-        (probe,) = time_runs(lambda: a @ b, 1, warmup=0, device=device)
-        if probe * 8 <= budget_s or n <= 256:  # the next size up costs 8x
+        a = torch.rand(size, size, device=device, dtype=dtype)
+        b = torch.rand(size, size, device=device, dtype=dtype)
+        (probe,) = time_runs(lambda: a @ b, 1, warmup=1, device=device)
+        if 2 * size > n or probe * 8 > budget_s:  # the next size up costs 8x
             break
-        n //= 2
-    return 2 * n ** 3 / min(time_runs(lambda: a @ b, runs, device=device)) / 1e9, n
+        size *= 2
+    return 2 * size ** 3 / min(time_runs(lambda: a @ b, runs, device=device)) / 1e9, size
 
 
 # ---- paths -----------------------------------------------------------------------------------
@@ -378,17 +385,20 @@ def measure_hdcn_set5(prec: Precision) -> float | None:
 
 
 def bench_compile(sz: dict, device, tmp: Path) -> dict:
-    """HDCN training step, default path, eager vs ``engine.compile: true``."""
+    """HDCN training step, default path, eager vs ``engine.compile: true``, on a small batch
+    (compilation, not the step, is what costs here)."""
     folder = tmp / "sr" if (tmp / "sr").is_dir() else _sr_folder(tmp, 2 * sz["sr_patch"])
     path = paths(device)["default"]
-    res = {}
+    sz = dict(sz, sr_batch=sz["compile_batch"])
+    side = sz["sr_patch"] // 2
+    res = {"input": f"{sz['sr_batch']}x1x{side}x{side} LR"}
     for label, flag in (("eager", False), ("compiled", True)):
         try:
             task = sr_task("hdcn", path, sz, folder, device, compile=flag)
             t0 = time.perf_counter()
             _step_times(task, range(1))
             first = time.perf_counter() - t0
-            times = _step_times(task, range(1, 1 + sz["sr_runs"] + 1))
+            times = _step_times(task, range(1, 1 + sz["sr_runs"]))
             res[label] = {"first_step_s": first, "train_ms": 1e3 * min(times)}
         except Exception as e:  # inductor needs a C++ compiler; report what happened
             res[label] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"}
@@ -493,11 +503,29 @@ def bench_upscale_memory(sz: dict) -> dict:
 
 
 # ---- the whole run ---------------------------------------------------------------------------
-def run_bench(quick: bool = False, device: str = "auto", threads: int = 0) -> dict:
+def parse_sections(text: str | None) -> tuple[str, ...]:
+    """``--sections`` (a comma list of SECTIONS; None = all) as a tuple in SECTIONS' order."""
+    if text is None:
+        return SECTIONS
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in names if t not in SECTIONS]
+    if bad or not names:
+        raise DensekitError(f"--sections: expected a comma list of {', '.join(SECTIONS)}, "
+                            f"got {text!r}")
+    return tuple(s for s in SECTIONS if s in names)
+
+
+def machine_threads() -> int:
+    """The CPU cores this process may run on (the default ``--threads``)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        os.cpu_count() or 1
+
+
+def run_bench(quick: bool = False, device: str = "auto", threads: int = 0,
+              sections: tuple[str, ...] = SECTIONS) -> dict:
     sz = SIZES["quick" if quick else "full"]
     dev = resolve_device(device)
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads or machine_threads())
     t0 = time.perf_counter()
     torch.manual_seed(0)
     (f32, n32), (b16, n16) = (matmul_gflops(sz["matmul"], dt, dev)
@@ -509,18 +537,24 @@ def run_bench(quick: bool = False, device: str = "auto", threads: int = 0) -> di
                        "fast_bf16_cpu": cpu_has_fast_bf16(),
                        "default_path": f"{d['precision']} + channels_last"},
            "sizes": {k: v for k, v in sz.items() if not isinstance(v, bool)},
-           "quick": quick, "peak_gflops": peak, "matmul_n": {"fp32": n32, "bf16": n16}}
+           "sections": list(sections), "quick": quick, "peak_gflops": peak,
+           "matmul_n": {"fp32": n32, "bf16": n16}}
     with tempfile.TemporaryDirectory(prefix="densekit-bench-") as tmp:
-        res.update(bench_models(sz, dev, peak, Path(tmp)))
-        _progress("SR cost per megapixel" + (", HDCN on Set5" if sz["set5"] else ""))
-        res["sr"] = bench_sr(sz, dev)
-        _progress("tiled upscaling memory")
-        res["upscale_memory"] = bench_upscale_memory(sz)
-        _progress("torch.compile")
-        res["compile"] = bench_compile(sz, dev, Path(tmp)) if sz["compile"] else \
-            {"skipped": "--quick"}
-    _progress("ONNX Runtime")
-    res["onnx"] = bench_onnx(sz, dev) if sz["onnx"] else {"skipped": "--quick"}
+        if "models" in sections:
+            res.update(bench_models(sz, dev, peak, Path(tmp)))
+        if "sr" in sections:
+            _progress("SR cost per megapixel" + (", HDCN on Set5" if sz["set5"] else ""))
+            res["sr"] = bench_sr(sz, dev)
+        if "upscale" in sections:
+            _progress("tiled upscaling memory")
+            res["upscale_memory"] = bench_upscale_memory(sz)
+        if "compile" in sections:
+            _progress("torch.compile")
+            res["compile"] = bench_compile(sz, dev, Path(tmp)) if sz["compile"] else \
+                {"skipped": "--quick"}
+    if "onnx" in sections:
+        _progress("ONNX Runtime")
+        res["onnx"] = bench_onnx(sz, dev) if sz["onnx"] else {"skipped": "--quick"}
     res["seconds"] = time.perf_counter() - t0
     return res
 
@@ -544,6 +578,30 @@ def print_table(res: dict, file=None) -> None:
     n = res["matmul_n"]
     p(f"matmul peak (n x n, best of 3): fp32 {pk['fp32']:,.1f} GFLOP/s (n={n['fp32']}), "
       f"bf16 {pk['bf16']:,.1f} GFLOP/s (n={n['bf16']})")
+    if "models" in res:
+        _print_models(res, p)
+    if "sr" in res:
+        _print_sr(res["sr"], p)
+    if "upscale_memory" in res:
+        _print_upscale(res["upscale_memory"], p)
+    if "data" in res:
+        p()
+        p("Data pipeline alone vs the training step (default path), samples/s")
+        for k, d in res["data"].items():
+            p(f"  {k:<4} {d['what']:<68} loader {d['loader_samples_per_s']:8.1f}   step "
+              f"{d['step_samples_per_s']:7.1f}   = {d['ratio']:.1f}x")
+    if "compile" in res or "onnx" in res:
+        p()
+    if "compile" in res:
+        _print_compile(res["compile"], p)
+    if "onnx" in res:
+        _print_onnx(res["onnx"], p)
+    p()
+    p(f"bench took {res['seconds']:.0f} s ({', '.join(res['sections'])})"
+      + (" (--quick: tiny sizes, numbers not meaningful)" if res["quick"] else ""))
+
+
+def _print_models(res: dict, p) -> None:
     p()
     p("Training step and inference, plain = fp32 NCHW (a typical reference script), "
       "default = densekit default path")
@@ -576,17 +634,22 @@ def print_table(res: dict, file=None) -> None:
     p(f"  inference of the G after SS-GAN steps vs a freshly built baseline G: "
       f"{_g(s['infer_flops_ssgan_g'])} vs {_g(s['infer_flops_baseline'])} GFLOP, "
       f"{s['infer_ms_ssgan_g']:,.1f} vs {s['infer_ms_baseline']:,.1f} ms")
+
+
+def _print_sr(rows: list[dict], p) -> None:
     p()
     p("Super-resolution x2 (default path; PSNR on Set5 x2, gain over bicubic's 33.66 dB)")
     p(f"  {'model':<8} {'MFLOP/px':>9} {'ms/Mpx out':>11} {'PSNR':>6} {'source':<27} "
       f"{'dB/(MFLOP/px)':>13} {'dB/(s/Mpx)':>10}")
-    for r in res["sr"]:
+    for r in rows:
         ps = f"{r['set5_x2_psnr']:.2f}" if "set5_x2_psnr" in r else "-"
         a = f"{r['db_per_mflop_per_px']:.2f}" if "db_per_mflop_per_px" in r else "-"
         b = f"{r['db_per_s_per_mpx']:.2f}" if "db_per_s_per_mpx" in r else "-"
         p(f"  {r['model']:<8} {r['flops_per_pixel'] / 1e6:>9.3f} {r['ms_per_megapixel']:>11,.0f}"
           f" {ps:>6} {r.get('psnr_source', '-'):<27} {a:>13} {b:>10}")
-    u = res["upscale_memory"]
+
+
+def _print_upscale(u: dict, p) -> None:
     p()
     if "error" in u:
         p(f"Tiled upscaling memory: error {u['error']}")
@@ -598,29 +661,26 @@ def print_table(res: dict, file=None) -> None:
         p(f"  = {u['fixed_bytes'] / 2**20:,.0f} MiB (model working memory, set by the tile, "
           f"independent of image size) + {u['bytes_per_output_pixel']:.0f} bytes per output "
           f"pixel (the full-size float32 image planes)")
-    p()
-    p("Data pipeline alone vs the training step (default path), samples/s")
-    for k, d in res["data"].items():
-        p(f"  {k:<4} {d['what']:<68} loader {d['loader_samples_per_s']:8.1f}   step "
-          f"{d['step_samples_per_s']:7.1f}   = {d['ratio']:.1f}x")
-    c = res["compile"]
-    p()
+
+
+def _print_compile(c: dict, p) -> None:
     if "skipped" in c:
         p(f"torch.compile: skipped ({c['skipped']})")
-    else:
-        def fmt(e):
-            return e.get("error") or (f"{e['train_ms']:,.0f} ms/step (first step "
-                                      f"{e['first_step_s']:.1f} s)")
-        p(f"torch.compile, HDCN train step (default path): eager {fmt(c['eager'])}; compiled "
-          f"{fmt(c['compiled'])}" + (f"; speedup {c['speedup']:.2f}x" if "speedup" in c else "")
-          + f"; engine.compile default: {c['default']}")
-    o = res["onnx"]
+        return
+
+    def fmt(e):
+        return e.get("error") or (f"{e['train_ms']:,.0f} ms/step (first step "
+                                  f"{e['first_step_s']:.1f} s)")
+    p(f"torch.compile, HDCN train step on {c['input']} (default path): eager "
+      f"{fmt(c['eager'])}; compiled {fmt(c['compiled'])}"
+      + (f"; speedup {c['speedup']:.2f}x" if "speedup" in c else "")
+      + f"; engine.compile default: {c['default']}")
+
+
+def _print_onnx(o: dict, p) -> None:
     if "error" in o or "skipped" in o:
         p(f"ONNX Runtime: {o.get('error') or 'skipped (' + o['skipped'] + ')'}")
     else:
         p(f"ONNX Runtime vs PyTorch, {o['model']} inference on {o['input']}: "
           f"{o['onnxruntime_ms']:,.1f} ms vs {o['pytorch_ms']:,.1f} ms (PyTorch/ORT "
           f"{o['pytorch_over_onnxruntime']:.2f}x), max abs diff {o['max_abs_diff']:.1e}")
-    p()
-    p(f"bench took {res['seconds']:.0f} s" + (" (--quick: tiny sizes, numbers not meaningful)"
-                                              if res["quick"] else ""))

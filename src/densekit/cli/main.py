@@ -267,9 +267,10 @@ def cmd_export(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from densekit.bench import print_table, run_bench
+    from densekit.bench import parse_sections, print_table, run_bench
 
-    res = run_bench(quick=args.quick, device=args.device, threads=args.threads)
+    res = run_bench(quick=args.quick, device=args.device, threads=args.threads,
+                    sections=parse_sections(args.sections))
     if args.json:
         print(json.dumps(res, indent=1))
     else:
@@ -390,8 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.add_argument("--quick", action="store_true", help="tiny sizes (a test-sized run)")
     b.add_argument("--threads", type=_nonneg_int, default=0,
-                   help="torch intra-op threads (0 = torch default; 1 on a machine busy "
-                        "with other work, where threads wait on each other)")
+                   help="torch intra-op threads (0 = this machine's cores; 1 on a machine "
+                        "busy with other work, where threads wait on each other)")
+    b.add_argument("--sections", metavar="LIST",
+                   help="run only these, a comma list of models (with SS-GAN, data pipelines "
+                        "and peers), sr, upscale, compile, onnx (default: all)")
     b.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     b.set_defaults(func=cmd_bench)
 
