@@ -3,6 +3,7 @@
 Tiny tensors only (the machine runs other jobs): images up to 2x3x64x64.
 """
 
+import copy
 import math
 import urllib.error
 
@@ -218,6 +219,42 @@ def test_discriminator_output_grid(family):
         build_discriminator(family, C, foo=1)
     with pytest.raises(ConfigError, match="family"):
         build_discriminator("alexnet", C)
+
+
+@pytest.mark.parametrize("family", ["vgg", "resnet"])
+def test_discriminator_pair_forward_equals_two_forwards(family):
+    """A's update scoring real and fake in one call (one image-branch pass) gives the loss,
+    gradients and SGD step of two separate calls; a BatchNorm's running statistics update once
+    (equal to the state after the first of the two calls), not twice."""
+    torch.manual_seed(0)
+    old = build_discriminator(family, C, width=8, label_width=8).double().train()
+    new = copy.deepcopy(old)
+    x = torch.randn(2, 3, 33, 47, dtype=torch.float64)
+    real, fake = (torch.randn(2, C, 33, 47, dtype=torch.float64).softmax(1) for _ in range(2))
+    opts = [torch.optim.SGD(d.parameters(), lr=0.1, momentum=0.9) for d in (old, new)]
+    d_real = old(x, real)
+    after_first = {k: v.clone() for k, v in old.state_dict().items()}
+    loss_old = discriminator_loss(d_real, old(x, fake))
+    pair = new(x, real, fake)
+    loss_new = discriminator_loss(*pair)
+    torch.testing.assert_close(pair[0], d_real, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(loss_new, loss_old, rtol=1e-12, atol=1e-12)
+    for loss, opt in zip((loss_old, loss_new), opts):
+        loss.backward()
+        opt.step()
+    params = dict(old.named_parameters())
+    for name, p in new.named_parameters():
+        torch.testing.assert_close(p.grad, params[name].grad, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(p, params[name], rtol=1e-12, atol=1e-12)
+    buffers = dict(old.named_buffers())
+    bn = [k for k, _ in new.named_buffers()]
+    assert bool(bn) == (family == "resnet")
+    for name, b in new.named_buffers():
+        assert torch.equal(b, after_first[name]), name  # same batch statistics, one update
+        if name.endswith("num_batches_tracked"):
+            assert int(b) == 1 and int(buffers[name]) == 2
+    with pytest.raises(ValueError, match="probs"):
+        new(x, real, fake[:, :2])
 
 
 def test_discriminator_image_branch_init(vgg_file, resnet_file, fcn, deeplab):

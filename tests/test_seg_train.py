@@ -67,6 +67,22 @@ def test_resume_mid_phase2_equals_uninterrupted(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
+def test_frozen_image_branch_gets_no_gradient_in_phase2(tmp_path):
+    from densekit.config import load_config
+    from densekit.tasks.seg import SegConfig, SegTask
+
+    task = SegTask(load_config(SegConfig, None, tiny(tmp_path / "run", **{
+        "train.adversarial.d_options": "{freeze_image_branch: true}"})))
+    branch = task.D.image_branch
+    before = {k: v.clone() for k, v in branch.state_dict().items()}
+    task.phase1_miou = 0.0
+    for step in (task.p1, task.p1 + 1):  # a G step's requires_grad_(True) must not unfreeze it
+        task.train_step(task.data[step], step)
+    assert all(not p.requires_grad and p.grad is None for p in branch.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in branch.state_dict().items())
+    assert all(p.grad is not None for p in task.D.fusion.parameters())
+
+
 def test_phase2_from_a_phase1_run(tmp_path):
     p1 = tmp_path / "p1"
     train(None, tiny(p1, **{"train.phase2_epochs": 0}))

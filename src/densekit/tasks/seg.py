@@ -219,11 +219,6 @@ class SegStepBatches(torch.utils.data.Dataset):
 
 
 # ---- the task --------------------------------------------------------------------------------
-def _set_requires_grad(module: nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
 class SegTask:
     def __init__(self, cfg: SegConfig):
         self.cfg = cfg
@@ -335,17 +330,17 @@ class SegTask:
         probs = self.precision.input(logits.float().softmax(1))
         real = self.precision.input(embed_ground_truth(probs.detach(), masks, eps=a.eps,
                                                        ignore_index=IGNORE_INDEX))
-        # 1) A with G frozen (G's output detached): A's gradients are all-reduced by D_net
-        _set_requires_grad(self.D, True)
+        # 1) A with G frozen (G's output detached): A's gradients are all-reduced by D_net.
+        # Real and fake share the images: one image-branch pass, label branch + fusion on both
+        # maps as one batch (the resnet image branch's BatchNorm running stats update once)
         with self.precision.autocast():
-            d_real = self.D_net(images, real)
-            d_fake = self.D_net(images, probs.detach())
+            d_real, d_fake = self.D_net(images, real, probs.detach())
         d_loss = discriminator_loss(d_real.float(), d_fake.float())
         opt_d.zero_grad(set_to_none=True)
         self.precision.backward_step(d_loss, opt_d, self.D.parameters())
         # 2) G with A frozen: the bare A (no DDP), its parameters need no gradient all-reduce;
         # the gradient reaches G through probs, and G_net all-reduces G's gradients
-        _set_requires_grad(self.D, False)
+        self.D.requires_grad_(False)
         with self.precision.autocast():
             d_fake_g = self.D(images, probs)
         total, ce, adv = generator_loss(logits.float(), masks, d_fake_g.float(), lam=self.lam,
@@ -354,7 +349,7 @@ class SegTask:
                                         normalizer=self._ce_normalizer(masks))
         opt_g.zero_grad(set_to_none=True)
         self.precision.backward_step(total, opt_g, self.G.parameters())
-        _set_requires_grad(self.D, True)
+        self.D.requires_grad_(True)  # keeps a frozen image branch frozen (freeze_image_branch)
         acc_real, acc_fake = discriminator_accuracy(d_real.detach(), d_fake.detach())
         d = float(distributed.all_sum(d_loss.detach())) / distributed.size()  # same everywhere
         if a.guard:

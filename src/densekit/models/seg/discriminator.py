@@ -1,7 +1,8 @@
 """Adversarial network A of SS-GAN (paper 1.1, 1.3, Table 2; docs/ssgan.md).
 
 ``forward(image (N, 3, H, W), probs (N, C, H, W))`` -> logits (N, 1, 4, 4): one real/fake logit
-per cell of a 4x4 grid. The sigmoid of each cell is left to ``BCEWithLogits`` (numerically
+per cell of a 4x4 grid; ``forward(image, probs, probs2)`` scores two maps of the same images with
+one pass of the image branch (A's update: real and fake). The sigmoid of each cell is left to ``BCEWithLogits`` (numerically
 stable); the paper normalises every cell on its own so that a gross error in one region does not
 drive the gradient of the whole map.
 
@@ -194,19 +195,32 @@ class SegDiscriminator(nn.Module):
         return self
 
     # ---- forward --------------------------------------------------------------------------------
-    def forward(self, image: Tensor, probs: Tensor) -> Tensor:
+    def forward(self, image: Tensor, probs: Tensor, probs2: Tensor | None = None):
+        """Logits (N, 1, grid, grid) for ``probs``; with ``probs2`` (a second map for the same
+        images, e.g. real and fake in A's update) the pair ``(logits, logits2)``: the image
+        branch runs once and the label branch + fusion run on both maps as one 2N batch. The
+        result equals two calls up to float rounding (the image branch's gradient is the sum
+        of both uses), except that a BatchNorm in the image branch (resnet) updates its
+        running statistics once instead of twice (its batch statistics are the same: same
+        images)."""
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"discriminator: image must be (N, 3, H, W), got {tuple(image.shape)}")
-        if probs.dim() != 4 or probs.shape[1] != self.num_classes \
-                or probs.shape[0] != image.shape[0] or probs.shape[-2:] != image.shape[-2:]:
-            raise ValueError(f"discriminator: probs must be (N, {self.num_classes}, H, W) matching "
-                             f"image {tuple(image.shape)}, got {tuple(probs.shape)}")
+        maps = [probs] if probs2 is None else [probs, probs2]
+        for m in maps:
+            if m.dim() != 4 or m.shape[1] != self.num_classes \
+                    or m.shape[0] != image.shape[0] or m.shape[-2:] != image.shape[-2:]:
+                raise ValueError(f"discriminator: probs must be (N, {self.num_classes}, H, W) "
+                                 f"matching image {tuple(image.shape)}, got {tuple(m.shape)}")
         f_img = self.image_branch(image)
-        f_lab = self.label_branch(probs.to(f_img.dtype))
+        f_lab = self.label_branch((maps[0] if probs2 is None else torch.cat(maps))
+                                  .to(f_img.dtype))
         if f_lab.shape[-2:] != f_img.shape[-2:]:  # never for these branches; kept for safety
             f_lab = F.interpolate(f_lab, size=f_img.shape[-2:], mode="bilinear",
                                   align_corners=False)
-        return self.pool(self.fusion(torch.cat([f_img, f_lab], dim=1)))
+        if probs2 is not None:
+            f_img = torch.cat([f_img, f_img])
+        out = self.pool(self.fusion(torch.cat([f_img, f_lab], dim=1)))
+        return out if probs2 is None else out.chunk(2)
 
 
 DISCRIMINATOR_OPTIONS = tuple(n for n in inspect.signature(SegDiscriminator.__init__).parameters
