@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torchvision.models import ResNet50_Weights, VGG16_Weights
+from torch import nn
 
 from densekit.errors import ConfigError, DensekitError
 from densekit.metrics.seg import ConfusionMatrix
@@ -88,7 +89,7 @@ def test_registry_and_options():
 
 
 def test_fcn_head_initialisation(fcn):
-    assert fcn.fc6.weight.shape == (4096, 512, 7, 7) and fcn.fc6.padding == (3, 3)
+    assert fcn.fc6.weight.shape == (4096, 512, 7, 7)
     assert fcn.fc7.weight.shape == (4096, 4096, 1, 1)
     for m in (fcn.upscore2, fcn.upscore_pool4):
         assert torch.equal(m.weight, bilinear_kernel(C, 4))
@@ -132,9 +133,30 @@ def test_fcn_pretrained_file_reshapes_fc_layers(vgg_file):
     # fc6 on a 7x7 pool5 map = torchvision's classifier.0 on the flattened map (centre cell)
     pool5 = torch.randn(1, 512, 7, 7)
     with torch.no_grad():
-        conv = model.fc6(pool5)[0, :, 3, 3]
+        conv = model.fc6(F.pad(pool5, (3, 3, 3, 3)))[0, :, 3, 3]
         lin = F.linear(pool5.flatten(1), state["classifier.0.weight"], state["classifier.0.bias"])
     assert torch.allclose(conv, lin[0], atol=1e-4)
+
+
+def test_fcn_fc6_is_a_same_padded_conv():
+    """forward pads pool5 by 3 before fc6 (the fast path for pool5 maps below 7x7): the output is
+    the one of fc6 as a padding=3 conv, here for 180x240 input (pool5 6x8)."""
+    model = build_seg_model("fcn8s_vgg16", C, width=0.25).eval()
+    for m in (model.score_fr, model.score_pool4, model.score_pool3):
+        nn.init.normal_(m.weight, std=0.1)  # zero-initialised heads would hide fc6
+    x = torch.randn(1, 3, 180, 240)
+    with torch.no_grad():
+        out = model(x)
+        same = nn.Conv2d(model.fc6.in_channels, model.fc6.out_channels, 7, padding=3)
+        same.load_state_dict(model.fc6.state_dict())
+        model.fc6 = nn.Sequential(_Crop3(), same)
+        ref = model(x)
+    assert torch.allclose(out, ref, atol=1e-5) and out.abs().max() > 0
+
+
+class _Crop3(nn.Module):
+    def forward(self, x):
+        return x[..., 3:-3, 3:-3]
 
 
 def test_fcn_imagenet_enum_without_network(vgg_file, monkeypatch):
