@@ -214,3 +214,28 @@ def test_unknown_torchvision_generator_option_is_refused(tmp_path):
         train(None, tiny(tmp_path / "run", **{"model.name": "torchvision:fcn_resnet50",
                                               "model.options": "{bogus: 1}"}))
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_log_window_straddling_the_phase_switch_and_throughput_without_validation(
+        tmp_path, monkeypatch):
+    """A log window holding phase-1 and phase-2 steps averages each metric over the steps that
+    have it (lambda stays 1e-2); samples_per_s counts data + step time, not validation."""
+    import time
+
+    from densekit.tasks import seg
+
+    validate = seg.SegTask.validate
+
+    def slow_validate(self):
+        time.sleep(2.0)
+        return validate(self)
+
+    monkeypatch.setattr(seg.SegTask, "validate", slow_validate)
+    out = tmp_path / "run"
+    train(None, tiny(out, **{"engine.log_every": 3, "train.val_every_epochs": 1,
+                             "engine.ckpt_every": 8}))
+    tr = [x for x in rows(out) if x["split"] == "train"]
+    assert [x["step"] for x in tr] == [3, 6, 8]
+    assert tr[1]["lambda"] == pytest.approx(1e-2) and tr[2]["lambda"] == pytest.approx(1e-2)
+    # 2 s of validation after every second step: with it, <= 2 samples/s would be logged
+    assert all(x["samples_per_s"] > 4 for x in tr)

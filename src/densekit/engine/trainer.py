@@ -246,9 +246,12 @@ class Trainer:
         if self.rank == 0:
             self.log.info(f"run folder {self.out_dir}: steps {self.step}->{self.total_steps}, "
                           f"device {self.task_precision_desc()}")
+        # the log window: per-key sums and counts (a key can be missing from some steps, e.g.
+        # the adversarial losses in a window that straddles the phase switch), the number of
+        # steps and their busy time (data + step; validation and checkpoints excluded)
         sums: dict[str, float] = {}
-        count = 0
-        t_last = time.perf_counter()
+        counts: dict[str, int] = {}
+        count, busy = 0, 0.0
         last_val: dict = {}
         batches = self.task.batches(self.step)
         self.rollbacks = 0
@@ -258,6 +261,7 @@ class Trainer:
                                           unit="step", dynamic_ncols=True,
                                           mininterval=1.0) as bar:
             while self.step < self.total_steps:
+                t_step = time.perf_counter()
                 batch = next(batches)
                 try:
                     metrics = distributed.mean_metrics(self.task.train_step(batch, self.step))
@@ -282,16 +286,17 @@ class Trainer:
                     bar.update(1)
                     for k, v in metrics.items():
                         sums[k] = sums.get(k, 0.0) + v
+                        counts[k] = counts.get(k, 0) + 1
                     count += 1
+                    busy += time.perf_counter() - t_step
                     if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
-                        now = time.perf_counter()
-                        row = {k: v / count for k, v in sums.items()}
+                        row = {k: v / counts[k] for k, v in sums.items()}
                         row.update(used_lr)  # the learning rates of the window's last step
-                        row["samples_per_s"] = count * self.batch_size / max(now - t_last, 1e-9)
+                        row["samples_per_s"] = count * self.batch_size / max(busy, 1e-9)
                         self.log.scalars(self.step, row, "train")
                         bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
                                          if not k.startswith("lr_")}, refresh=False)
-                        sums, count, t_last = {}, 0, now
+                        sums, counts, count, busy = {}, {}, 0, 0.0
                     if self.step in self.extra_val_steps or self.val_every and (
                             self.step % self.val_every == 0 or self.step == self.total_steps):
                         distributed.broadcast_buffers(self.task.modules.values())
@@ -308,7 +313,7 @@ class Trainer:
                     self.rollback(str(r))
                     bar.reset(total=self.total_steps)
                     bar.update(self.step)
-                    sums, count = {}, 0
+                    sums, counts, count, busy = {}, {}, 0, 0.0
                     batches = self.task.batches(self.step)
                     continue
                 signum = distributed.first_signal(stop.signum)  # all processes stop together
