@@ -53,6 +53,11 @@ def seconds_per_step(run: Path) -> float:
     return rates[len(rates) // 2] if rates else float("nan")
 
 
+def median(xs):
+    xs = sorted(xs)
+    return (xs[(len(xs) - 1) // 2] + xs[len(xs) // 2]) / 2
+
+
 def mean_std(xs):
     m = sum(xs) / len(xs)
     sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
@@ -101,10 +106,10 @@ def main():
             cells = [f"{mean_std([100 * res[a][s]['iou'][c] for s in seeds])[0]:.2f}"
                      for a in ARMS]
             print(f"| {c} | " + " | ".join(cells) + " |")
-        p1 = mean_std([seconds_per_step(d / "phase1") for d in seeds.values()])[0]
-        p2 = mean_std([seconds_per_step(d / "ssgan") for d in seeds.values()])[0]
-        ctl = mean_std([seconds_per_step(d / "control") for d in seeds.values()])[0]
-        print(f"\nTraining cost per step (median of logged windows): phase 1 {p1:.3f} s, "
+        p1, p2, ctl = (median([seconds_per_step(d / a) for d in seeds.values()])
+                       for a in ("phase1", "ssgan", "control"))
+        print(f"\nTraining cost per step (median over seeds of the median logged window): "
+              f"phase 1 {p1:.3f} s, "
               f"SS-GAN phase 2 {p2:.3f} s ({p2 / p1:.2f}x phase 1), control {ctl:.3f} s.")
 
 
