@@ -478,3 +478,16 @@ def test_bicubic_rgb_model_on_set5():
         pub_psnr, pub_ssim = PUBLISHED_BICUBIC[("Set5", s)]
         assert abs(r["psnr"] - pub_psnr) < PSNR_TOL
         assert abs(r["ssim"] - pub_ssim) < SSIM_TOL
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_shipped_hdcn_weights_beat_bicubic_on_set5(bicubic_results, scale):
+    """Every scale has shipped HDCN weights, loaded by default, at least 1 dB over Bicubic."""
+    from densekit.tasks.sr import load_sr_model, shipped_weights
+
+    assert shipped_weights("hdcn", scale) is not None, f"no shipped HDCN x{scale} weights"
+    model = load_sr_model("hdcn", scale)
+    with _one_thread():
+        r = evaluate_folder(model, _sr_data_root() / "Set5", scale)
+    assert r["images"] == 5
+    assert r["psnr"] > bicubic_results[("Set5", scale)]["psnr"] + 1.0
