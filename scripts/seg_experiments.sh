@@ -6,8 +6,12 @@
 #            adversarial term: "phase 1 continued for the same number of steps without D").
 # Idempotent: a finished run (weights.pt present) is skipped, an interrupted one resumes.
 # Usage: scripts/seg_experiments.sh [GENERATOR...]   (default: fcn8s_vgg16 deeplab_r50)
-# Environment: SEEDS (default "1 2 3"), PROFILE (default camvid_cpu: half resolution; camvid =
-# full 360x480 paper schedule for a GPU), OUT (default runs/seg_exp), EXTRA (more --set args).
+# Environment: SEEDS (default "1 2 3"), PROFILE (default camvid_cpu: half resolution, 3k + 3k
+# steps; camvid_small: 1/3 resolution, one session on 2 cores, one thread per run, so run one
+# generator per process side by side, as for the README table; camvid = full 360x480 paper
+# schedule for a GPU), OUT (default runs/seg_exp), EXTRA (more --set args).
+# README table: PROFILE=camvid_small OUT=runs/seg_small scripts/seg_experiments.sh fcn8s_vgg16 &
+#               PROFILE=camvid_small OUT=runs/seg_small scripts/seg_experiments.sh deeplab_r50
 # Then: .venv/bin/python scripts/seg_table.py $OUT
 set -euo pipefail
 DK=${DK:-.venv/bin/densekit}
