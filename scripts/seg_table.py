@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -59,9 +60,9 @@ def seconds_per_step(run: Path) -> float:
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     cfg = _config(run / "weights.pt")
     bs = cfg["train"]["batch_size"]
-    rates = sorted(bs / r["samples_per_s"] for r in rows
-                   if r["split"] == "train" and r.get("samples_per_s"))
-    return rates[len(rates) // 2] if rates else float("nan")
+    rates = [bs / r["samples_per_s"] for r in rows
+             if r["split"] == "train" and r.get("samples_per_s")]
+    return statistics.median_high(rates) if rates else float("nan")
 
 
 def paired_verdict(diff: list[float]) -> str:
@@ -84,11 +85,6 @@ def paired_verdict(diff: list[float]) -> str:
             f"(mean +- std over {n} seeds; standard error {se:.2f}); the 95% interval "
             f"[{lo:+.2f}, {hi:+.2f}] (Student t, {n - 1} df: +-{t:.2f} SE) {verdict} the "
             f"seed noise.")
-
-
-def median(xs):
-    xs = sorted(xs)
-    return (xs[(len(xs) - 1) // 2] + xs[len(xs) // 2]) / 2
 
 
 def mean_std(xs):
@@ -134,7 +130,7 @@ def main():
             cells = [f"{mean_std([100 * res[a][s]['iou'][c] for s in seeds])[0]:.2f}"
                      for a in ARMS]
             print(f"| {c} | " + " | ".join(cells) + " |")
-        p1, p2, ctl = (median([seconds_per_step(d / a) for d in seeds.values()])
+        p1, p2, ctl = (statistics.median([seconds_per_step(d / a) for d in seeds.values()])
                        for a in ("phase1", "ssgan", "control"))
         print(f"\nTraining cost per step (median over seeds of the median logged window): "
               f"phase 1 {p1:.3f} s, "

@@ -146,7 +146,8 @@ class FCN8s(nn.Module):
         pool3 = self.features[: VGG16_POOLS[2] + 1](x)
         pool4 = self.features[VGG16_POOLS[2] + 1: VGG16_POOLS[3] + 1](pool3)
         pool5 = self.features[VGG16_POOLS[3] + 1:](pool4)
-        fc7 = self.drop7(self.relu7(self.fc7(self.drop6(self.relu6(self.fc6(F.pad(pool5, (3, 3, 3, 3))))))))
+        fc6 = self.drop6(self.relu6(self.fc6(F.pad(pool5, (3, 3, 3, 3)))))
+        fc7 = self.drop7(self.relu7(self.fc7(fc6)))
 
         score = self.score_fr(fc7)
         h4, w4 = pool4.shape[-2:]
