@@ -203,3 +203,59 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000001.pt"]
     monkeypatch.undo()
     assert torch.equal(ck.load_checkpoint(good)["a"], torch.ones(2))
+
+
+def test_init_from_starts_from_weights_and_refuses_ones_that_do_not_fit(sr_folder, tmp_path):
+    from densekit.config import load_config
+    from densekit.tasks.sr import SRConfig, SRTask, shipped_weights
+
+    def task(**sets):
+        return SRTask(load_config(SRConfig, None, tiny_sr_config(sr_folder, tmp_path / "b",
+                                                                 **sets)))
+
+    a = tmp_path / "a"
+    train(None, tiny_sr_config(sr_folder, a))
+    for src, ref, sets in [
+            (a / "weights.pt", weights(a), {}),
+            (a / "checkpoints" / "step_00000004.pt",
+             load_checkpoint(a / "checkpoints" / "step_00000004.pt")["modules"]["model"], {}),
+            ("shipped", torch.load(shipped_weights("hdcn", 2), weights_only=True)["state_dict"],
+             {"model.options": "{init: kaiming}"})]:
+        got = task(**{"train.init_from": src}, **sets).model.state_dict()
+        assert set(got) == set(ref)
+        for k in ref:
+            torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0)
+    scratch = task().model.state_dict()
+    assert not torch.equal(scratch["tail.weight"], weights(a)["tail.weight"])
+    w = str(a / "weights.pt")
+    with pytest.raises(DensekitError, match="weights are for scale x2; unsupported scale x4"):
+        task(**{"train.init_from": w, "model.scale": 4})
+    with pytest.raises(DensekitError, match="weights do not fit hdcn"):
+        task(**{"train.init_from": w, "model.options": "{features: 16}"})
+    with pytest.raises(DensekitError, match="weights are for model hdcn, not srcnn"):
+        task(**{"train.init_from": w, "model.name": "srcnn", "model.options": "{}"})
+    with pytest.raises(DensekitError, match="train.init_from: no shipped weights for srcnn x2"):
+        task(**{"train.init_from": "shipped", "model.name": "srcnn", "model.options": "{}"})
+    with pytest.raises(DensekitError, match="nope.pt: checkpoint not found"):
+        task(**{"train.init_from": str(tmp_path / "nope.pt")})
+
+
+@pytest.mark.parametrize("sets, expected", [
+    ({"warmup_steps": 3}, [0.25, 0.5, 0.75, 1.0, 1.0]),
+    ({"name": "step", "step_epochs": 1, "gamma": 0.5}, [1, 1, 0.5, 0.5, 0.25]),
+    ({"name": "step", "step_epochs": 1, "gamma": 0.5, "warmup_steps": 2},
+     [1 / 3, 2 / 3, 0.5, 0.5, 0.25]),
+    ({"name": "linear", "end_factor": 0.0}, [1, 0.75, 0.5, 0.25, 0]),
+    ({"name": "poly", "end_factor": 0.0, "power": 2.0}, [1, 0.5625, 0.25, 0.0625, 0]),
+])
+def test_lr_schedule_per_step(sets, expected):
+    from densekit.engine.optim import SchedulerConfig, build_scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_scheduler(SchedulerConfig(**sets), opt, total_steps=4, iters_per_epoch=2)
+    lrs = []
+    for _ in expected:
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx(expected)

@@ -32,6 +32,8 @@ class SchedulerConfig:
     gamma: float = check(0.5, gt=0, max=1)
     end_factor: float = check(0.1, min=0, max=1, help="linear/poly: final lr = lr * end_factor")
     power: float = check(0.9, gt=0)
+    warmup_steps: int = check(0, min=0, help="ramp lr linearly from lr/(N+1) over the first N "
+                                             "steps (e.g. when fine-tuning trained weights)")
 
 
 def build_optimizer(cfg: OptimConfig, params) -> torch.optim.Optimizer:
@@ -58,4 +60,7 @@ def build_scheduler(cfg: SchedulerConfig, optimizer, total_steps: int, iters_per
         fn = lambda s: 1.0 - (1.0 - cfg.end_factor) * min(s, total) / total  # noqa: E731
     else:
         fn = lambda s: cfg.end_factor + (1 - cfg.end_factor) * (1 - min(s, total) / total) ** cfg.power  # noqa: E731,E501
+    if cfg.warmup_steps:
+        base, n = fn, cfg.warmup_steps
+        fn = lambda s: base(s) * min(1.0, (s + 1) / (n + 1))  # noqa: E731
     return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)

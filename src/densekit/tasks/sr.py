@@ -54,6 +54,8 @@ class SRTrainConfig:
     l2: float = check(1e-3, min=0, help="beta of eq. 14: loss += beta * sum(w^2) / 2")
     grad_clip: float = check(0.0, min=0)
     val_every_epochs: int = check(1, min=0, help="0 = no validation")
+    init_from: str = check("", help="start from these weights or checkpoint (fine-tuning); "
+                                    "'shipped' = the packaged weights of model.name x scale")
 
 
 @dataclass
@@ -103,14 +105,13 @@ def read_sr_weights(path: str | Path) -> dict:
     return state
 
 
-def load_sr_model(name: str, scale: int, weights: str | Path | None = None) -> nn.Module:
-    """An SR model ready for inference: bicubic, shipped weights, or a weights/checkpoint file."""
-    if name == "bicubic":
-        return build_sr_model("bicubic", scale).eval()
+def _weights_for(name: str, scale: int, weights: str | Path | None, option: str) -> dict:
+    """read_sr_weights of ``weights`` (None: the shipped file), checked to be ``name`` x
+    ``scale``; ``option`` names the setting in the error when nothing is shipped."""
     if weights is None:
         weights = shipped_weights(name, scale)
         if weights is None:
-            raise DensekitError(f"--weights: no shipped weights for {name} x{scale}; "
+            raise DensekitError(f"{option}: no shipped weights for {name} x{scale}; "
                                 "pass a weights file from 'densekit sr train'")
     path = Path(weights)
     state = read_sr_weights(path)
@@ -119,13 +120,25 @@ def load_sr_model(name: str, scale: int, weights: str | Path | None = None) -> n
     if state["scale"] != scale:
         raise DensekitError(f"{path}: weights are for scale x{state['scale']}; unsupported "
                             f"scale x{scale} for these weights")
-    model = build_sr_model(name, scale, state["channels"], **state["options"])
+    state["path"] = path
+    return state
+
+
+def _fill(model: nn.Module, state: dict) -> nn.Module:
     try:
         model.load_state_dict(state["state_dict"])
     except RuntimeError as e:
-        raise DensekitError(f"{path}: weights do not fit {name} "
+        raise DensekitError(f"{state['path']}: weights do not fit {state['model']} "
                             f"({str(e).splitlines()[0][:120]})") from None
-    return model.eval()
+    return model
+
+
+def load_sr_model(name: str, scale: int, weights: str | Path | None = None) -> nn.Module:
+    """An SR model ready for inference: bicubic, shipped weights, or a weights/checkpoint file."""
+    if name == "bicubic":
+        return build_sr_model("bicubic", scale).eval()
+    state = _weights_for(name, scale, weights, "--weights")
+    return _fill(build_sr_model(name, scale, state["channels"], **state["options"]), state).eval()
 
 
 # ---- training --------------------------------------------------------------------------------
@@ -139,6 +152,10 @@ class SRTask:
         model = build_sr_model(m.name, m.scale, m.channels, **m.options)
         if not any(p.requires_grad for p in model.parameters()):
             raise DensekitError(f"model.name: {m.name} has nothing to train")
+        if cfg.train.init_from:  # a resumed run's checkpoint replaces these weights later
+            src = cfg.train.init_from
+            _fill(model, _weights_for(m.name, m.scale, None if src == "shipped" else src,
+                                      "train.init_from"))
         self.model = self.precision.prepare(model)
         if cfg.engine.compile:
             self.model.compile()  # in place: state_dict keys unchanged
