@@ -55,10 +55,10 @@ ablation() {  # paper Fig. 5 and Table 1 at x2: every switch on the same 1,200-s
   run runs/sr_abl/paper_init --config configs/sr/hdcn_cpu.yaml "${val[@]}"
 }
 
-x3() {  # upsampler choice at x3
+x3() {  # upsampler choice at x3 (README table): the shipped x3 run's first 1,200 steps
   for u in bicubic pixelshuffle; do
-    run runs/sr_cpu/x3_up_${u} --config configs/sr/hdcn_cpu_kaiming.yaml --set model.scale=3 \
-      --set model.options.upsampler=$u
+    run runs/sr_cpu/x3_up_${u}_1200 --config configs/sr/hdcn_cpu_kaiming.yaml \
+      --set model.scale=3 --set model.options.upsampler=$u --set train.epochs=3
   done
 }
 

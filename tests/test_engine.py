@@ -230,8 +230,11 @@ def test_init_from_starts_from_weights_and_refuses_ones_that_do_not_fit(sr_folde
     w = str(a / "weights.pt")
     with pytest.raises(DensekitError, match="weights are for scale x2; unsupported scale x4"):
         task(**{"train.init_from": w, "model.scale": 4})
-    with pytest.raises(DensekitError, match="weights do not fit hdcn"):
+    with pytest.raises(DensekitError, match=r"weights do not fit hdcn \(they were trained with "
+                       r"channels 1, options \{'features': 8, 'init': 'kaiming'\}; size mismatch"):
         task(**{"train.init_from": w, "model.options": "{features: 16}"})
+    with pytest.raises(DensekitError, match="trained with channels 1.*size mismatch"):
+        task(**{"train.init_from": w, "model.channels": 3})
     with pytest.raises(DensekitError, match="weights are for model hdcn, not srcnn"):
         task(**{"train.init_from": w, "model.name": "srcnn", "model.options": "{}"})
     with pytest.raises(DensekitError, match="train.init_from: no shipped weights for srcnn x2"):

@@ -128,8 +128,11 @@ def _fill(model: nn.Module, state: dict) -> nn.Module:
     try:
         model.load_state_dict(state["state_dict"])
     except RuntimeError as e:
-        raise DensekitError(f"{state['path']}: weights do not fit {state['model']} "
-                            f"({str(e).splitlines()[0][:120]})") from None
+        lines = str(e).splitlines()
+        detail = (lines[1] if len(lines) > 1 else lines[0]).strip()[:120]
+        raise DensekitError(f"{state['path']}: weights do not fit {state['model']} (they were "
+                            f"trained with channels {state['channels']}, options "
+                            f"{state['options']}; {detail})") from None
     return model
 
 
