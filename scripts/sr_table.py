@@ -2,7 +2,8 @@
 """Evaluate trained SR runs on Set5/Set14 with `densekit sr eval` and print a markdown table.
 
 Usage: .venv/bin/python scripts/sr_table.py RUN_DIR... [--data DIR ...]
-Each RUN_DIR must hold weights.pt (from `densekit sr train`). Published numbers come from
+Each RUN_DIR must hold weights.pt (from `densekit sr train`); a weights file (e.g. the shipped
+src/densekit/weights/hdcn_x2.pt) also works. Published numbers come from
 shared/docs/protocols.md (typed in PUBLISHED below for the side-by-side columns).
 """
 
@@ -31,8 +32,8 @@ PUBLISHED = {  # (method, scale) -> {set: (psnr, ssim)}, shared/docs/protocols.m
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("runs", nargs="*", help="run folders holding weights.pt ('bicubicN' for "
-                                            "Bicubic at scale N)")
+    ap.add_argument("runs", nargs="*", help="run folders holding weights.pt, weights files, "
+                                            "or 'bicubicN' for Bicubic at scale N")
     ap.add_argument("--data", action="append",
                     default=None, help="test folders (default ../shared/data/sr/Set5, Set14)")
     args = ap.parse_args()
@@ -44,9 +45,10 @@ def main():
         if run.startswith("bicubic"):
             model, scale, weights, steps = "bicubic", int(run[7:]), [], "-"
         else:
-            w = torch.load(Path(run) / "weights.pt", map_location="cpu", weights_only=True)
+            path = Path(run) if Path(run).is_file() else Path(run) / "weights.pt"
+            w = torch.load(path, map_location="cpu", weights_only=True)
             model, scale, steps = w["model"], w["scale"], w["meta"].get("steps", "?")
-            weights = ["--weights", str(Path(run) / "weights.pt")]
+            weights = ["--weights", str(path)]
         cmd = [sys.executable, "-m", "densekit", "sr", "eval", "--model", model, "--scale",
                str(scale), "--json", "--precision", "fp32", *weights]
         for d in data:
