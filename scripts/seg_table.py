@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import run_logs
+
 ARMS = ("phase1", "control", "ssgan")
 LABELS = {"phase1": "baseline (phase 1)", "control": "continued baseline (lambda 0)",
           "ssgan": "SS-GAN (phase 2)"}
@@ -57,12 +59,8 @@ def _config(weights: Path) -> dict:
 
 def seconds_per_step(run: Path) -> float:
     """Median over the logged windows of batch_size / samples_per_s."""
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    cfg = _config(run / "weights.pt")
-    bs = cfg["train"]["batch_size"]
-    rates = [bs / r["samples_per_s"] for r in rows
-             if r["split"] == "train" and r.get("samples_per_s")]
-    return statistics.median_high(rates) if rates else float("nan")
+    return run_logs.seconds_per_step(run_logs.read_rows(run),
+                                     _config(run / "weights.pt")["train"]["batch_size"])
 
 
 def paired_verdict(diff: list[float]) -> str:

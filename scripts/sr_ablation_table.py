@@ -9,10 +9,9 @@ on the network described by NAME/weights.pt; the seconds per step from the train
 """
 
 import argparse
-import json
-import statistics
 from pathlib import Path
 
+import run_logs
 import torch
 
 from densekit.models.complexity import count_params, flops_per_pixel
@@ -34,17 +33,15 @@ LABEL = {
 
 
 def read_run(run: Path) -> dict:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = run_logs.read_rows(run)
     w = torch.load(run / "weights.pt", map_location="cpu", weights_only=True)
     net = build_sr_model(w["model"], w["scale"], w["channels"], **w["options"])
     cfg = w["meta"]["config"]
     batch = cfg["train"]["batch_size"]
-    busy = [batch / r["samples_per_s"] for r in rows if r["split"] == "train"
-            and r.get("samples_per_s")]
     return {"val": {r["step"]: r for r in rows if r["split"] == "val"},
             "options": w["options"], "params": count_params(net),
             "mflops": flops_per_pixel(net) / 1e6,
-            "s_per_step": statistics.median(busy) if busy else float("nan"),
+            "s_per_step": run_logs.seconds_per_step(rows, batch),
             "batch": batch, "threads": cfg["engine"]["threads"]}
 
 
