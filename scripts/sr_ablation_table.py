@@ -18,7 +18,7 @@ from densekit.models.complexity import count_params, flops_per_pixel
 from densekit.models.sr import build_sr_model
 
 ORDER = ["full", "full_seed1", "no_encdec", "no_dilation", "neither", "skips_none",
-         "skips_local", "skips_long", "paper_init"]
+         "skips_local", "skips_long", "residual", "paper_init"]
 LABEL = {
     "full": "HDCN (enc-dec, dilation, both skips), seed 0",
     "full_seed1": "HDCN, seed 1 (seed noise)",
@@ -28,6 +28,7 @@ LABEL = {
     "skips_none": "no skip",
     "skips_local": "local skip only",
     "skips_long": "long skip only",
+    "residual": "HDCN + global bicubic residual (not in the paper)",
     "paper_init": "HDCN, paper init N(0, 0.001) + 1e-3 L2",
 }
 

@@ -52,6 +52,7 @@ ablation() {  # paper Fig. 5 and Table 1 at x2: every switch on the same 1,200-s
   for k in none local long; do
     run runs/sr_abl/skips_$k "${base[@]}" --set model.options.skips=$k
   done
+  run runs/sr_abl/residual "${base[@]}" --set model.options.residual=true
   run runs/sr_abl/paper_init --config configs/sr/hdcn_cpu.yaml "${val[@]}"
 }
 

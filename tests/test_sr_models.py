@@ -97,6 +97,7 @@ HDCN_VARIANTS = [
     {"init": "kaiming"},
     {"upsampler": "bicubic"},
     {"upsampler": "pixelshuffle"},
+    {"residual": True},
     {"up_channels": 16},
     {"upsampler": "pixelshuffle", "up_channels": 8},
     {"features": 16},
@@ -182,7 +183,7 @@ def test_hdcn_init(init):
 TILE_CASES = [(n, s, {}) for n in ("bicubic",) + NETS for s in SCALES] + [
     ("hdcn", s, o) for s in SCALES for o in (
         {"encdec_depth": 2}, {"encdec": False}, {"upsampler": "bicubic"},
-        {"upsampler": "pixelshuffle"}, {"dilation": False})]
+        {"upsampler": "pixelshuffle"}, {"dilation": False}, {"residual": True})]
 
 
 def _tile_setup(model, win=3):
@@ -280,12 +281,18 @@ def test_all_nets_channels_last_bf16(name):
 
 
 def test_residual_models_keep_bicubic_precise_under_autocast():
-    """With the learned part zeroed, VDSR/REDNet under bf16 autocast return the float32 bicubic
-    image exactly (upsampling and the residual add run in float32)."""
+    """With the learned part zeroed, VDSR/REDNet and HDCN with ``residual=True`` under bf16
+    autocast return the float32 bicubic image exactly (upsampling and the residual add run in
+    float32); HDCN without it (the paper) returns zeros."""
     x = torch.rand(1, 1, 7, 9)
     bic = build_sr_model("bicubic", 2)(x)
-    for name in ("vdsr", "rednet"):
-        model = build_sr_model(name, 2)
+    plain = build_sr_model("hdcn", 2)
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.zero_()
+        assert torch.equal(plain(x), torch.zeros_like(bic))
+    for name, options in (("vdsr", {}), ("rednet", {}), ("hdcn", {"residual": True})):
+        model = build_sr_model(name, 2, **options)
         with torch.no_grad():
             for p in model.parameters():
                 p.zero_()
@@ -346,6 +353,7 @@ def test_hdcn_adam_steps_reduce_loss():
     (lambda: build_sr_model("hdcn", 2, features=True), "features"),
     (lambda: build_sr_model("hdcn", 2, encdec="yes"), "encdec"),
     (lambda: build_sr_model("hdcn", 2, dilation=1), "dilation"),
+    (lambda: build_sr_model("hdcn", 2, residual="yes"), "residual"),
     (lambda: build_sr_model("hdcn", 2, up_channels=0), "up_channels"),
     (lambda: build_sr_model("hdcn", 2, upsampler="bicubic", up_channels=4), "up_channels"),
     (lambda: HDCN(3, skips="global"), "skips"),

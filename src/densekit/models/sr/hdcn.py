@@ -177,15 +177,18 @@ class HDCN(nn.Module):
             reconstruction conv), or "both" (paper).
         init: "paper" = weights N(0, 0.001), biases 0; "kaiming" = kaiming_normal_(fan_in,
             relu), biases 0.
+        residual: False (paper) or True = add the MATLAB bicubic upscaling of the input to the
+            output (a global residual as in VDSR; the network then learns only the detail).
+            Not in the paper; an option, measured in the README.
 
-    No global residual and no output clipping (the paper states neither). ``context`` and
+    No output clipping (the paper states none). ``context`` and
     ``align`` describe exact tiled inference (see the common SR interface).
     """
 
     def __init__(self, scale: int, channels: int = 1, features: int = 64,
                  up_channels: int | None = None, upsampler: str = "deconv", encdec: bool = True,
                  encdec_depth: int = 1, dilation: bool = True, skips: str = "both",
-                 init: str = "paper"):
+                 init: str = "paper", residual: bool = False):
         super().__init__()
         self.scale = scale = check_scale("hdcn", scale)
         self.channels = channels = check_channels("hdcn", channels)
@@ -198,12 +201,13 @@ class HDCN(nn.Module):
         _check_bool("dilation", dilation)
         _check_choice("skips", skips, SKIPS)
         _check_choice("init", init, INITS)
+        _check_bool("residual", residual)
         if upsampler == "bicubic" and up_channels != channels:
             raise ConfigError(f"model.hdcn: up_channels must equal channels ({channels}) with "
                               f"upsampler 'bicubic', got {up_channels}")
         self.config = dict(features=features, up_channels=up_channels, upsampler=upsampler,
                            encdec=encdec, encdec_depth=encdec_depth, dilation=dilation,
-                           skips=skips, init=init)
+                           skips=skips, init=init, residual=residual)
         self.local_skip = skips in ("local", "both")
         self.long_skip = skips in ("long", "both")
 
@@ -233,6 +237,9 @@ class HDCN(nn.Module):
         # receptive radius in HR pixels: extract (2) + block + dilated (sum of rates) + fuse (1)
         radius = 2 + block_cls.radius(encdec_depth) + sum(rates) + 1
         self.context = context_from_hr_radius(radius, scale, up_context)
+        self.residual = residual
+        if residual:
+            self.context = max(self.context, BICUBIC_CONTEXT)
         # the enc-dec grid has period 2^depth in HR pixels: tile origins (LR) times scale must
         # be multiples of it
         period = 2 ** encdec_depth if encdec else 1
@@ -264,7 +271,10 @@ class HDCN(nn.Module):
             y = y.float()
             if self.long_skip:
                 y = y + f1
-            return self.tail(y).to(lr.dtype)
+            y = self.tail(y)
+            if self.residual:
+                y = y + upsample_bicubic(lr, self.scale)
+            return y.to(lr.dtype)
 
 
 def _check_choice(key: str, value, choices: tuple[str, ...]) -> None:
