@@ -314,6 +314,19 @@ def test_gradients_reach_first_layer(name):
     assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
+def test_rednet_starts_near_bicubic_with_true_fan_in():
+    """He init with the transposed convs' real fan-in (in_channels x 9, not torch's default
+    reading of the weight's second dimension) and a small output layer: the untrained network
+    is bicubic plus a residual far below the image range (it was RMS 8-19 before)."""
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = build_sr_model("rednet", 2)
+        x = torch.rand(2, 1, 24, 24)
+        with torch.no_grad():
+            residual = model(x) - build_sr_model("bicubic", 2)(x)
+        assert residual.pow(2).mean().sqrt() < 0.1
+
+
 def test_hdcn_adam_steps_reduce_loss():
     torch.manual_seed(0)
     model = build_sr_model("hdcn", 2, init="kaiming")

@@ -28,7 +28,14 @@ class REDNet(nn.Module):
     * all layers use padding 1, so every feature map keeps the HR size (the paper does not state
       the padding; this keeps any input size >= 1 valid and tiling simple);
     * 64 features as in the comparison tables of the HDCN paper (the RED paper also reports 128);
-    * He (kaiming normal, fan_in) weights, zero biases.
+    * He (kaiming normal) weights with each layer's true fan-in (for a stride-1 transposed conv
+      that is in_channels x 3 x 3, which torch's ``mode="fan_in"`` does not give: it reads the
+      weight's second dimension, the *output* channels, so the 64->C output deconv got a std of
+      sqrt(2/9) instead of sqrt(2/576)); zero biases; the output deconv is N(0, 0.001), so the
+      untrained network is bicubic plus a small residual. The seven skip additions grow the
+      activations about 4x towards the output: with a He-initialised output layer the initial
+      residual had an RMS of 1-20 (images are in [0, 1]), the first 50 training steps a mean
+      MSE of 109, and the network stayed below bicubic for hundreds of steps.
 
     1,035,201 parameters for C = 1.
     """
@@ -52,8 +59,11 @@ class REDNet(nn.Module):
         self.align = 1
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                # a ConvTranspose2d weight is (in, out, k, k): its fan-in is torch's "fan_out"
+                mode = "fan_out" if isinstance(m, nn.ConvTranspose2d) else "fan_in"
+                nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
                 nn.init.zeros_(m.bias)
+        nn.init.normal_(self.decoder[-1].weight, std=1e-3)
 
     def forward(self, lr: Tensor) -> Tensor:
         x0 = upsample_bicubic(lr, self.scale)
