@@ -15,6 +15,7 @@ import torchvision
 from torchvision.models import ResNet50_Weights, VGG16_Weights
 from torch import nn
 
+from densekit.engine.precision import cpu_has_fast_bf16
 from densekit.errors import ConfigError, DensekitError
 from densekit.metrics.seg import ConfusionMatrix
 from densekit.models.complexity import count_params
@@ -152,6 +153,48 @@ def test_fcn_fc6_is_a_same_padded_conv():
         model.fc6 = nn.Sequential(_Crop3(), same)
         ref = model(x)
     assert torch.allclose(out, ref, atol=1e-5) and out.abs().max() > 0
+
+
+def test_fcn_score_layers_run_in_float32_under_bf16_autocast():
+    """The 1x1 score layers compute in float32 under autocast (the workaround for oneDNN's heap
+    corruption in the bf16 weight gradient of a 4096 -> few-channel 1x1 conv)."""
+    model = build_seg_model("fcn8s_vgg16", 11, width=0.25)
+    seen = {}
+    for name in ("score_fr", "score_pool4", "score_pool3"):
+        getattr(model, name).register_forward_hook(
+            lambda m, i, o, name=name: seen.__setitem__(name, (i[0].dtype, o.dtype)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(torch.randn(1, 3, 40, 40)).float().sum().backward()
+    assert seen == {n: (torch.float32, torch.float32)
+                    for n in ("score_fr", "score_pool4", "score_pool3")}
+
+
+FCN_BF16_STEPS = """
+import torch, torch.nn.functional as F
+from densekit.models.seg import build_seg_model
+torch.set_num_threads(2)
+torch.manual_seed(0)
+m = build_seg_model("fcn8s_vgg16", 11).to(memory_format=torch.channels_last)
+x = torch.randn(2, 3, 180, 240).contiguous(memory_format=torch.channels_last)
+y = torch.randint(0, 11, (2, 180, 240))
+for _ in range(3):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = F.cross_entropy(m(x).float(), y)
+    loss.backward()
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not cpu_has_fast_bf16(), reason="needs a CPU with native bf16 (AMX)")
+def test_full_width_fcn_trains_in_bf16_with_two_threads():
+    """The crash itself: full-width FCN-8s, 11 classes, bf16 + channels_last, 2 threads, three
+    backward passes at CamVid half resolution (aborted on the second before the workaround)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", FCN_BF16_STEPS], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-500:]
 
 
 class _Crop3(nn.Module):

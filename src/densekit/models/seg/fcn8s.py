@@ -149,13 +149,24 @@ class FCN8s(nn.Module):
         fc6 = self.drop6(self.relu6(self.fc6(F.pad(pool5, (3, 3, 3, 3)))))
         fc7 = self.drop7(self.relu7(self.fc7(fc6)))
 
-        score = self.score_fr(fc7)
+        score = _float32(self.score_fr, fc7)
         h4, w4 = pool4.shape[-2:]
-        score = self.upscore2(score)[..., :h4, :w4] + self.score_pool4(pool4)
+        score = self.upscore2(score)[..., :h4, :w4] + _float32(self.score_pool4, pool4)
         h3, w3 = pool3.shape[-2:]
-        score = self.upscore_pool4(score)[..., :h3, :w3] + self.score_pool3(pool3)
+        score = self.upscore_pool4(score)[..., :h3, :w3] + _float32(self.score_pool3, pool3)
         score = F.interpolate(score, size=(8 * h3, 8 * w3), mode="bilinear", align_corners=False)
         return score[..., :h, :w]
+
+
+def _float32(conv: nn.Module, x: Tensor) -> Tensor:
+    """The 1x1 score layers run in float32 even under autocast (they are cheap). In bf16 on
+    AMX CPUs (torch 2.14.1's oneDNN), the weight gradient of a 1x1 conv from 4096 channels to a
+    few classes corrupts the heap with 2 or more threads: the full-width
+    FCN-8s on CamVid's 11 classes aborted ("double free or corruption") on its second training
+    step (1, 2, 5, 10, 11 and 12 output channels crashed, 16, 19, 21 and 32 did not). float32
+    is unaffected."""
+    with torch.autocast(x.device.type, enabled=False):
+        return conv(x.float())
 
 
 def _check_dropout(dropout) -> None:
