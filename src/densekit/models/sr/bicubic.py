@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from densekit.data.imresize import imresize
+from densekit.models.sr.common import upsample_bicubic
 
 
 class Bicubic(nn.Module):
-    """Upscale by ``scale`` with MATLAB bicubic. No parameters; input/output in [0, 1]."""
+    """Upscale by ``scale`` with MATLAB bicubic. No parameters; input/output in [0, 1]. Always
+    float32, also under a bf16 autocast (where imresize's matmuls would otherwise run in bf16:
+    Set5-sized images lost ~0.03 dB with `densekit sr eval --model bicubic` on AMX CPUs)."""
 
     def __init__(self, scale: int, channels: int = 1):
         super().__init__()
@@ -18,8 +20,7 @@ class Bicubic(nn.Module):
         self.align = 1
 
     def forward(self, lr: Tensor) -> Tensor:
-        h, w = lr.shape[-2:]
-        return imresize(lr, self.scale, size=(h * self.scale, w * self.scale))
+        return upsample_bicubic(lr, self.scale).to(lr.dtype)
 
 
 def bicubic(scale: int, channels: int = 1) -> Bicubic:
