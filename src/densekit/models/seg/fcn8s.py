@@ -161,10 +161,9 @@ class FCN8s(nn.Module):
 def _float32(conv: nn.Module, x: Tensor) -> Tensor:
     """The 1x1 score layers run in float32 even under autocast (they are cheap). In bf16 on
     AMX CPUs (torch 2.14.1's oneDNN), the weight gradient of a 1x1 conv from 4096 channels to a
-    few classes corrupts the heap with 2 or more threads: the full-width
-    FCN-8s on CamVid's 11 classes aborted ("double free or corruption") on its second training
-    step (1, 2, 5, 10, 11 and 12 output channels crashed, 16, 19, 21 and 32 did not). float32
-    is unaffected."""
+    few classes corrupts the heap with 2 or more threads: the full-width FCN-8s on CamVid's 11
+    classes aborted ("double free or corruption") on its second training step (1, 2, 5, 10, 11
+    and 12 output channels crashed, 16, 19, 21 and 32 did not). float32 is unaffected."""
     with torch.autocast(x.device.type, enabled=False):
         return conv(x.float())
 
