@@ -159,14 +159,14 @@ def test_fcn_score_layers_run_in_float32_under_bf16_autocast():
     """The 1x1 score layers compute in float32 under autocast (the workaround for oneDNN's heap
     corruption in the bf16 weight gradient of a 4096 -> few-channel 1x1 conv)."""
     model = build_seg_model("fcn8s_vgg16", 11, width=0.25)
+    names = ("score_fr", "score_pool4", "score_pool3")
     seen = {}
-    for name in ("score_fr", "score_pool4", "score_pool3"):
+    for name in names:
         getattr(model, name).register_forward_hook(
             lambda m, i, o, name=name: seen.__setitem__(name, (i[0].dtype, o.dtype)))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         model(torch.randn(1, 3, 40, 40)).float().sum().backward()
-    assert seen == {n: (torch.float32, torch.float32)
-                    for n in ("score_fr", "score_pool4", "score_pool3")}
+    assert seen == {n: (torch.float32, torch.float32) for n in names}
 
 
 FCN_BF16_STEPS = """
