@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every SR training run behind the README tables, with the project's own commands.
 # Idempotent: a finished run (weights.pt present) is skipped, an interrupted one resumes.
-# Usage: scripts/sr_experiments.sh [ship|same_budget|baselines|ablation|x3] ...   (default: all)
+# Usage: scripts/sr_experiments.sh [ship|same_budget|baselines|ablation|x3|centered] ...
+# (default: all)
 # Run from the repository root, e.g. nohup scripts/sr_experiments.sh ship > runs/ship.log &
 # Parallel workers: start the script several times with THREADS=1 (torch threads per run);
 # each run is claimed by one worker (a flock on RUN/worker.lock, dropped when the worker dies)
@@ -22,10 +23,15 @@ run() {  # run OUT_DIR ARGS...: train into OUT_DIR unless it is finished or clai
   exec 9>&-
 }
 
-ship() {  # the shipped HDCN weights: x2 and x4 on the 25,000-step schedule, x3 on the 4,000-step
-  # one (the same-budget rows of the README table are the 4,000-step runs: same_budget)
+ship() {  # the shipped HDCN weights: x2 and x4 on the 25,000-step schedule followed by the
+  # 30,000-step restarted-lr stage from its weights, x3 on the 4,000-step schedule (the
+  # same-budget rows of the README table are the 4,000-step runs: same_budget)
   for s in 2 4; do
     run runs/sr_long/hdcn_x$s --config configs/sr/hdcn_long.yaml --set model.scale=$s
+    if [ ! -f runs/sr_long/hdcn_x$s/weights.pt ]; then echo "wait: runs/sr_ft/hdcn_x$s needs"\
+      "runs/sr_long/hdcn_x$s (another worker); run ship again when it is done"; continue; fi
+    run runs/sr_ft/hdcn_x$s --config configs/sr/hdcn_finetune.yaml --set model.scale=$s \
+      --set train.init_from=runs/sr_long/hdcn_x$s/weights.pt
   done
   run runs/sr_cpu/hdcn_kaiming_x3 --config configs/sr/hdcn_cpu_kaiming.yaml --set model.scale=3
 }
@@ -71,6 +77,18 @@ x3() {  # upsampler choice at x3 (README table): the shipped x3 run's first 1,20
   done
 }
 
-for part in "${@:-ship same_budget baselines ablation x3}"; do
+centered() {  # the paper's k3 deconv vs the centred k4 one (upsampler=deconv_centered) at x2, on
+  # the ablation's 1,200-step budget, seeds 0 and 1 each (AMX, bf16: the README table)
+  local base=(--config configs/sr/hdcn_cpu_kaiming.yaml --set model.scale=2 --set train.epochs=3
+    --set "data.val=[../shared/data/sr/Set5, ../shared/data/sr/Set14]")
+  for seed in 0 1; do
+    for u in deconv deconv_centered; do
+      run runs/sr_up/x2_${u}_s$seed "${base[@]}" --set model.options.upsampler=$u \
+        --set engine.seed=$seed
+    done
+  done
+}
+
+for part in "${@:-ship same_budget baselines ablation x3 centered}"; do
   for p in $part; do "$p"; done
 done

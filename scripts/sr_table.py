@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate trained SR runs on Set5/Set14 with `densekit sr eval` and print a markdown table.
 
-Usage: .venv/bin/python scripts/sr_table.py RUN_DIR... [--data DIR ...]
+Usage: .venv/bin/python scripts/sr_table.py RUN_DIR... [--data DIR ...] [--self-ensemble]
 Each RUN_DIR must hold weights.pt (from `densekit sr train`); a weights file (e.g. the shipped
 src/densekit/weights/hdcn_x2.pt) also works. Published numbers come from
 shared/docs/protocols.md (typed in PUBLISHED below for the side-by-side columns).
@@ -36,6 +36,8 @@ def main():
                                             "or 'bicubicN' for Bicubic at scale N")
     ap.add_argument("--data", action="append",
                     default=None, help="test folders (default ../shared/data/sr/Set5, Set14)")
+    ap.add_argument("--self-ensemble", action="store_true",
+                    help="evaluate with densekit sr eval --self-ensemble (model name gets a +)")
     args = ap.parse_args()
     data = args.data or ["../shared/data/sr/Set5", "../shared/data/sr/Set14"]
     print("| run | model | x | steps | " + " | ".join(f"{Path(d).name} ours | {Path(d).name} "
@@ -51,6 +53,8 @@ def main():
             weights = ["--weights", str(path)]
         cmd = [sys.executable, "-m", "densekit", "sr", "eval", "--model", model, "--scale",
                str(scale), "--json", "--precision", "fp32", *weights]
+        if args.self_ensemble:
+            cmd.append("--self-ensemble")
         for d in data:
             cmd += ["--data", d]
         rows = json.loads(subprocess.run(cmd, check=True, capture_output=True,
@@ -60,7 +64,8 @@ def main():
             pub = PUBLISHED.get((model, scale), {}).get(r["dataset"])
             cells += [f"{r['psnr']:.2f} / {r['ssim']:.4f}",
                       f"{pub[0]:.2f} / {pub[1]:.4f}" if pub else "-"]
-        print(f"| {Path(run).name} | {model} | {scale} | {steps} | " + " | ".join(cells) + " |")
+        name = model + ("+" if args.self_ensemble else "")
+        print(f"| {Path(run).name} | {name} | {scale} | {steps} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,23 @@ def test_eval_json_on_two_folders(sr_folder, tmp_path, capsys):
     assert [r["dataset"] for r in rows] == ["hr", "other"]
     assert [r["images"] for r in rows] == [5, 2]
     for r in rows:
-        assert set(r) == {"dataset", "model", "scale", "psnr", "ssim", "images", "seconds"}
-        assert r["model"] == "bicubic" and r["scale"] == 2
+        assert set(r) == {"dataset", "model", "scale", "psnr", "ssim", "images", "seconds",
+                          "self_ensemble"}
+        assert r["model"] == "bicubic" and r["scale"] == 2 and r["self_ensemble"] is False
         assert 15 < r["psnr"] < 60 and 0 < r["ssim"] <= 1
+
+
+def test_eval_self_ensemble_changes_hdcn_but_not_bicubic(sr_folder, capsys):
+    def run(model, *extra):
+        assert main(["sr", "eval", "--model", model, "--scale", "2", "--data", str(sr_folder),
+                     "--json", "--precision", "fp32", *extra]) == 0
+        return json.loads(capsys.readouterr().out)[0]
+
+    plain, ens = run("hdcn"), run("hdcn", "--self-ensemble")
+    assert ens["self_ensemble"] is True and abs(ens["psnr"] - plain["psnr"]) > 1e-3
+    # MATLAB bicubic is symmetric: its self-ensemble is itself (up to float rounding)
+    b, be = run("bicubic"), run("bicubic", "--self-ensemble")
+    assert abs(be["psnr"] - b["psnr"]) < 1e-3
 
 
 @pytest.mark.skipif(shared_data() is None, reason="../shared/data not present")

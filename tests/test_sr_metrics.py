@@ -491,3 +491,23 @@ def test_shipped_hdcn_weights_beat_bicubic_on_set5(bicubic_results, scale):
         r = evaluate_folder(model, _sr_data_root() / "Set5", scale)
     assert r["images"] == 5
     assert r["psnr"] > bicubic_results[("Set5", scale)]["psnr"] + 1.0
+
+
+PUBLISHED_SRCNN = {("Set5", 2): (36.66, 0.9542), ("Set14", 2): (32.42, 0.9063),
+                   ("Set5", 4): (30.48, 0.8628), ("Set14", 4): (27.49, 0.7503)}  # protocols.md
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_shipped_hdcn_x2_x4_beat_published_srcnn(scale):
+    """The shipped x2/x4 weights beat the published SRCNN on Set5 and Set14 (PSNR and SSIM),
+    single pass, fp32, the protocol of `densekit sr eval`."""
+    from densekit.tasks.sr import load_sr_model
+
+    root = _sr_data_root()
+    if root is None:
+        pytest.skip("shared SR data (../shared/data/sr or $DENSEKIT_SHARED) not found")
+    model = load_sr_model("hdcn", scale)
+    for name in ("Set5", "Set14"):
+        r = evaluate_folder(model, root / name, scale)
+        pub_psnr, pub_ssim = PUBLISHED_SRCNN[(name, scale)]
+        assert r["psnr"] > pub_psnr and r["ssim"] > pub_ssim, (name, r["psnr"], r["ssim"])

@@ -7,13 +7,14 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from densekit.data.imresize import imresize
 from densekit.errors import ConfigError
 from densekit.models.complexity import count_flops, count_params, flops_per_pixel
 from densekit.models.sr import SR_MODELS, build_sr_model
-from densekit.models.sr.hdcn import HDCN
+from densekit.models.sr.hdcn import HDCN, DeconvUpsampler
 
 SCALES = (2, 3, 4)
 NETS = ("hdcn", "srcnn", "vdsr", "rednet")
@@ -97,6 +98,7 @@ HDCN_VARIANTS = [
     {"init": "kaiming"},
     {"upsampler": "bicubic"},
     {"upsampler": "pixelshuffle"},
+    {"upsampler": "deconv_centered"},
     {"residual": True},
     {"up_channels": 16},
     {"upsampler": "pixelshuffle", "up_channels": 8},
@@ -135,6 +137,31 @@ def test_hdcn_switches_change_structure():
     x3 = build_sr_model("hdcn", 3).upsample.layers
     assert len(x3) == 1 and x3[0].kernel_size == (5, 5) and x3[0].stride == (3, 3)
     assert count_params(build_sr_model("hdcn", 2, upsampler="bicubic")) == 296_139 - 10
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_centered_deconv_is_bilinear_geometry_and_the_paper_deconv_is_not(scale):
+    """With the bilinear kernel the k4 x2 upsampler is bilinear interpolation (away from the
+    zero padded border) and commutes with flips; no symmetric k3 kernel makes the paper's commute."""
+    up = DeconvUpsampler(1, 1, scale, centered=True)
+    k1 = torch.tensor([0.25, 0.75, 0.75, 0.25])
+    paper = DeconvUpsampler(1, 1, scale)
+    k3 = torch.tensor([0.5, 1.0, 0.5])
+    with torch.no_grad():
+        for layer in up.layers:
+            layer.weight.copy_(torch.outer(k1, k1)[None, None])
+            layer.bias.zero_()
+        for layer in paper.layers:
+            layer.weight.copy_(torch.outer(k3, k3)[None, None])
+            layer.bias.zero_()
+        x = torch.rand(1, 1, 11, 9, dtype=torch.float64)
+        up, paper = up.double(), paper.double()
+        y = up(x)
+        if scale == 2:  # (x4 is two bilinear x2 in cascade, not bilinear x4)
+            want = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            torch.testing.assert_close(y[..., 1:-1, 1:-1], want[..., 1:-1, 1:-1])
+        torch.testing.assert_close(up(x.flip(-1)).flip(-1), y)
+        assert (paper(x.flip(-1)).flip(-1) - paper(x)).abs().max() > 0.1
 
 
 def test_hdcn_skips_are_wired():
@@ -183,7 +210,8 @@ def test_hdcn_init(init):
 TILE_CASES = [(n, s, {}) for n in ("bicubic",) + NETS for s in SCALES] + [
     ("hdcn", s, o) for s in SCALES for o in (
         {"encdec_depth": 2}, {"encdec": False}, {"upsampler": "bicubic"},
-        {"upsampler": "pixelshuffle"}, {"dilation": False}, {"residual": True})]
+        {"upsampler": "pixelshuffle"}, {"upsampler": "deconv_centered"}, {"dilation": False},
+        {"residual": True})]
 
 
 def _tile_setup(model, win=3):

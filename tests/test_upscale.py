@@ -9,7 +9,7 @@ from densekit.cli.main import main
 from densekit.data.image_io import read_image
 from densekit.models.sr import build_sr_model
 from densekit.tasks.sr import SRModelConfig, load_sr_model, save_weights
-from densekit.tasks.sr_upscale import tiled_forward, upscale_files
+from densekit.tasks.sr_upscale import tiled_forward, upscale_files, upscale_image
 
 from conftest import smooth_image
 
@@ -34,6 +34,30 @@ def test_tiled_equals_untiled(name, scale, opts, size, tile):
     tiled = tiled_forward(model, x, tile)
     assert tiled.shape == full.shape == (1, 1, size[0] * scale, size[1] * scale)
     torch.testing.assert_close(tiled, full, rtol=0, atol=1e-5)
+
+
+def test_self_ensemble_is_equivariant_and_tiles_exactly():
+    """The 8-way mean commutes with flips/rotations of the input (a single HDCN pass does not),
+    equals the hand-made mean of the 8 passes, and tiling does not change it."""
+    from densekit.models.sr.common import dihedral_ensemble
+
+    model = random_model("hdcn", 2, features=8)
+    x = torch.rand(1, 1, 23, 30)
+    ens = tiled_forward(model, x, 0, self_ensemble=True)
+    flipped = tiled_forward(model, x.flip(-1), 0, self_ensemble=True).flip(-1)
+    rotated = torch.rot90(tiled_forward(model, torch.rot90(x, 1, (-2, -1)), 0,
+                                        self_ensemble=True), -1, (-2, -1))
+    torch.testing.assert_close(flipped, ens, rtol=0, atol=1e-5)
+    torch.testing.assert_close(rotated, ens, rtol=0, atol=1e-5)
+    plain = tiled_forward(model, x, 0)
+    assert (tiled_forward(model, x.flip(-1), 0).flip(-1) - plain).abs().max() > 1e-3
+    with torch.no_grad():
+        manual = sum(torch.rot90(model(torch.rot90(x, k, (-2, -1)).flip(-1)).flip(-1), -k, (-2, -1))
+                     + torch.rot90(model(torch.rot90(x, k, (-2, -1))), -k, (-2, -1))
+                     for k in range(4)) / 8
+        torch.testing.assert_close(dihedral_ensemble(model, x), manual, rtol=0, atol=1e-6)
+    torch.testing.assert_close(tiled_forward(model, x, 8, self_ensemble=True), ens,
+                               rtol=0, atol=1e-5)
 
 
 @pytest.fixture
@@ -75,6 +99,24 @@ def test_upscale_every_kind_of_image(inputs, tmp_path, weights_x2):
     assert alpha.min() == alpha.max() == 128  # constant alpha stays constant
     deep, _ = read_image(out / "deep_x2.png")
     assert deep.shape == (1, 44, 52)
+
+
+def test_upscale_cli_self_ensemble(inputs, tmp_path):
+    src = str(inputs / "rgb.png")
+    for name, extra in (("plain", []), ("ens", ["--self-ensemble"])):  # the shipped weights
+        assert main(["sr", "upscale", src, "--scale", "2", "-q", "--precision", "fp32",
+                     "-o", str(tmp_path / name), *extra]) == 0
+    plain, _ = read_image(tmp_path / "plain" / "rgb_x2.png")
+    ens, _ = read_image(tmp_path / "ens" / "rgb_x2.png")
+    model = load_sr_model("hdcn", 2)
+    img, _ = read_image(src)
+    want, _ = upscale_image(model, img, tile=0, self_ensemble=True)
+    want_plain, _ = upscale_image(model, img, tile=0)
+    assert ens.shape == plain.shape == (3, 60, 82)
+    assert (ens - want).abs().max() <= 1 / 255 + 1e-6  # the ensemble, saved as 8-bit
+    assert (plain - want_plain).abs().max() <= 1 / 255 + 1e-6
+    # a different prediction: the saved plain output is much further from it
+    assert (plain - want).abs().mean() > 2 * (ens - want).abs().mean()
 
 
 def test_bicubic_model_on_an_rgb_image_matches_imresize(inputs, tmp_path):

@@ -65,6 +65,12 @@ def _nonneg_int(text: str) -> int:
 
 
 # ---- sr --------------------------------------------------------------------------------------
+def _self_ensemble_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--self-ensemble", action="store_true",
+                   help="average the model over the 8 flips/rotations of the input (EDSR's "
+                        "self-ensemble; 8x the time)")
+
+
 def cmd_sr_train(args) -> int:
     from densekit.tasks.sr import train
 
@@ -81,12 +87,14 @@ def cmd_sr_eval(args) -> int:
     rows = []
     for folder in args.data:
         r = evaluate_folder(model, folder, args.scale, device=prec.device,
-                            autocast=prec.autocast)
+                            autocast=prec.autocast, self_ensemble=args.self_ensemble)
         r = {k: r[k] for k in ("dataset", "model", "scale", "psnr", "ssim", "images", "seconds")}
         r["model"] = args.model
+        r["self_ensemble"] = args.self_ensemble
         rows.append(r)
         if not args.json:
-            print(f"{r['dataset']:<12} {args.model:<8} x{args.scale}  PSNR {r['psnr']:.2f} dB  "
+            name = args.model + ("+" if args.self_ensemble else "")
+            print(f"{r['dataset']:<12} {name:<8} x{args.scale}  PSNR {r['psnr']:.2f} dB  "
                   f"SSIM {r['ssim']:.4f}  ({r['images']} images, {r['seconds']:.1f} s)")
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -101,7 +109,8 @@ def cmd_sr_upscale(args) -> int:
     model = prec.prepare(load_sr_model(args.model, args.scale, args.weights))
     tile = default_tile(args.scale) if args.tile is None else args.tile
     res = upscale_files(model, args.inputs, args.output, tile=tile, autocast=prec.autocast,
-                        device=prec.device, progress=not args.quiet,
+                        device=prec.device, self_ensemble=args.self_ensemble,
+                        progress=not args.quiet,
                         report=lambda m: print(m, file=sys.stderr))
     if not args.quiet:
         print(f"wrote {len(res['written'])} image(s) to {args.output} "
@@ -312,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--weights", help="weights file or training checkpoint "
                                      "(default for hdcn: the shipped weights)")
     e.add_argument("--json", action="store_true", help="print a JSON list, one object per folder")
+    _self_ensemble_arg(e)
     _precision_args(e)
     e.set_defaults(func=cmd_sr_eval)
 
@@ -325,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LR tile size in pixels (0 = whole image; default keeps tiles ~512px out)")
     u.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     u.add_argument("-q", "--quiet", action="store_true")
+    _self_ensemble_arg(u)
     _precision_args(u)
     u.set_defaults(func=cmd_sr_upscale)
 

@@ -42,6 +42,7 @@ from densekit.data.image_io import list_images, read_image
 from densekit.data.imresize import imresize, round_uint8
 from densekit.errors import DensekitError
 from densekit.metrics.sr import modcrop, psnr, ssim
+from densekit.models.sr.common import dihedral_ensemble
 
 __all__ = [
     "make_lr",
@@ -139,6 +140,7 @@ def super_resolve(
     *,
     device: str | torch.device | None = None,
     autocast: Any = None,
+    self_ensemble: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Run ``model`` on one LR image; return the predicted channel that is measured.
 
@@ -146,7 +148,9 @@ def super_resolve(
     into the model's channels (:func:`densekit.data.color.to_model_channels`: Y for a 1-channel
     model, gray replicated for an RGB model), run as float32 without gradients on ``device``
     (default: the model's), optionally under ``autocast`` (a context manager, or a callable
-    returning one, e.g. ``Precision.autocast``), and the output is rounded to uint8 levels. The
+    returning one, e.g. ``Precision.autocast``), with ``self_ensemble`` averaged over the 8
+    flips/rotations of the input (:func:`~densekit.models.sr.common.dihedral_ensemble`), and the
+    output is rounded to uint8 levels. The
     result is float64 (1, s*h, s*w) on the CPU: the output itself for a 1-channel model, its Y
     (or, for a gray input, its channel mean) for an RGB model, see :func:`measure_y`.
 
@@ -163,7 +167,7 @@ def super_resolve(
     dev = torch.device(device) if device is not None else _model_device(model)
     x = to_model_channels(lr, channels).to(device=dev, dtype=torch.float32).unsqueeze(0)
     with torch.no_grad(), _autocast_ctx(autocast):
-        y = model(x)
+        y = dihedral_ensemble(model, x) if self_ensemble else model(x)
     expected = (1, channels, scale * lr.shape[-2], scale * lr.shape[-1])
     if tuple(y.shape) != expected:
         raise DensekitError(f"model output has shape {tuple(y.shape)}, expected {expected}")
@@ -185,6 +189,7 @@ def evaluate_image(
     *,
     device: str | torch.device | None = None,
     autocast: Any = None,
+    self_ensemble: bool = False,
 ) -> dict:
     """Evaluate one modcropped HR image (float64 (C, H, W) at uint8 levels) with the protocol.
     Returns ``{"psnr", "ssim", "seconds"}`` (seconds: model time)."""
@@ -193,7 +198,8 @@ def evaluate_image(
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     t0 = time.perf_counter()
-    pred, ref = super_resolve(model, lr, hr, device=dev, autocast=autocast)
+    pred, ref = super_resolve(model, lr, hr, device=dev, autocast=autocast,
+                              self_ensemble=self_ensemble)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
@@ -208,6 +214,7 @@ def evaluate_folder(
     *,
     device: str | torch.device = "cpu",
     autocast: Any = None,
+    self_ensemble: bool = False,
 ) -> dict:
     """Evaluate ``model`` (the common SR interface) on every image of ``folder`` at ``scale``.
 
@@ -215,7 +222,8 @@ def evaluate_folder(
     PSNR/SSIM are means over the images (Y channel, ``scale`` pixels shaved, the protocol of this
     module), ``seconds`` is the wall time of the whole evaluation and ``per_image`` lists
     ``{"image", "psnr", "ssim", "seconds"}`` (seconds: model time) per file, sorted by name.
-    The model is moved to ``device`` and put in eval mode.
+    The model is moved to ``device`` and put in eval mode; ``self_ensemble`` averages it over
+    the 8 flips/rotations of each input (see :func:`super_resolve`).
     """
     folder = Path(folder)
     scale = int(scale)
@@ -234,7 +242,8 @@ def evaluate_folder(
         for path in files:
             hr = load_hr(path, scale)
             try:
-                r = evaluate_image(model, hr, scale, device=dev, autocast=autocast)
+                r = evaluate_image(model, hr, scale, device=dev, autocast=autocast,
+                                   self_ensemble=self_ensemble)
             except ValueError as e:  # e.g. too small to shave / for the SSIM window
                 raise DensekitError(f"{path}: {e}") from None
             per_image.append({"image": path.name, **r})

@@ -9,6 +9,7 @@ the untiled one (up to float rounding), at a memory cost set by the tile size.
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from torch import nn
 from densekit.data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from densekit.data.image_io import ImageInfo, process_images, read_image, save_image
 from densekit.models.sr.bicubic import Bicubic
+from densekit.models.sr.common import dihedral_ensemble
 
 
 def default_tile(scale: int) -> int:
@@ -31,8 +33,15 @@ def _tiles(length: int, tile: int, align: int) -> list[tuple[int, int]]:
 
 @torch.no_grad()
 def tiled_forward(model: nn.Module, lr: torch.Tensor, tile: int = 0, *, autocast=None,
-                  device="cpu") -> torch.Tensor:
-    """Run ``model`` on lr (1, C, h, w); tile > 0 processes tiles of that many LR pixels."""
+                  device="cpu", self_ensemble: bool = False) -> torch.Tensor:
+    """Run ``model`` on lr (1, C, h, w); tile > 0 processes tiles of that many LR pixels.
+
+    ``self_ensemble``: the mean over the 8 flips/rotations of the whole image, each tiled the
+    same way (so the tiled result still equals the untiled one).
+    """
+    if self_ensemble:
+        return dihedral_ensemble(lambda x: tiled_forward(model, x, tile, autocast=autocast,
+                                                         device=device), lr)
     s = model.scale
     ctx = autocast or contextlib.nullcontext
     _, c, h, w = lr.shape
@@ -65,26 +74,30 @@ def tiled_forward(model: nn.Module, lr: torch.Tensor, tile: int = 0, *, autocast
 
 
 def upscale_image(model: nn.Module, img: torch.Tensor, info: ImageInfo | None = None, *,
-                  tile: int = 0, autocast=None, device="cpu") -> tuple[torch.Tensor, ImageInfo]:
+                  tile: int = 0, autocast=None, device="cpu",
+                  self_ensemble: bool = False) -> tuple[torch.Tensor, ImageInfo]:
     """Upscale a (C, H, W) [0, 1] image (C = 1 or 3) with an SR model of 1 (Y) or 3 channels.
 
     A Y model runs on the luminance; chroma is upscaled with bicubic. Alpha is upscaled with
     bicubic separately. Everything goes through the same tiles, so memory stays bounded.
+    ``self_ensemble`` averages the model over the 8 flips/rotations (8x the time).
     """
+    run = functools.partial(tiled_forward, model, tile=tile, autocast=autocast, device=device,
+                            self_ensemble=self_ensemble)
     s = model.scale
     x = img.to(torch.float32)
     gray = x.shape[0] == 1
     if model.channels == 1:
         if gray:
-            out = tiled_forward(model, x[None], tile, autocast=autocast, device=device)[0]
+            out = run(x[None])[0]
         else:
             ycc = rgb_to_ycbcr(x)
-            y = tiled_forward(model, ycc[None, :1], tile, autocast=autocast, device=device)[0]
+            y = run(ycc[None, :1])[0]
             cbcr = tiled_forward(Bicubic(s, 2), ycc[None, 1:], tile)[0]
             out = ycbcr_to_rgb(torch.cat([y, cbcr]))
     else:
         inp = x.expand(3, -1, -1) if gray else x
-        out = tiled_forward(model, inp[None], tile, autocast=autocast, device=device)[0]
+        out = run(inp[None])[0]
         if gray:
             out = out.mean(0, keepdim=True)
     out = out.clamp(0, 1)
@@ -100,12 +113,14 @@ def output_path(out_dir: Path, src: Path, scale: int) -> Path:
 
 
 def upscale_files(model: nn.Module, inputs: list[str], out_dir: str | Path, *, tile: int = 0,
-                  autocast=None, device="cpu", progress: bool = True, report=print) -> dict:
+                  autocast=None, device="cpu", self_ensemble: bool = False,
+                  progress: bool = True, report=print) -> dict:
     """Upscale every input; a bad file is reported and skipped. Returns counts and failures."""
 
     def handle(src: Path, out: Path) -> Path:
         img, info = read_image(src)
-        y, yinfo = upscale_image(model, img, info, tile=tile, autocast=autocast, device=device)
+        y, yinfo = upscale_image(model, img, info, tile=tile, autocast=autocast, device=device,
+                                 self_ensemble=self_ensemble)
         dst = output_path(out, src, model.scale)
         save_image(dst, y, yinfo)
         return dst

@@ -5,6 +5,7 @@ pre-upsampling done in float32 even under autocast."""
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -13,7 +14,7 @@ from densekit.data.imresize import imresize
 from densekit.errors import ConfigError
 
 __all__ = ["SUPPORTED_SCALES", "BICUBIC_CONTEXT", "check_scale", "check_channels", "check_int",
-           "upsample_bicubic", "context_from_hr_radius"]
+           "upsample_bicubic", "context_from_hr_radius", "dihedral_ensemble"]
 
 SUPPORTED_SCALES = (2, 3, 4)
 
@@ -56,3 +57,20 @@ def upsample_bicubic(x: Tensor, scale: int) -> Tensor:
 def context_from_hr_radius(radius_hr: int, scale: int, upsampler_context: int) -> int:
     """LR context for a network: HR-space receptive radius mapped to LR, plus the upsampler's."""
     return math.ceil(radius_hr / scale) + upsampler_context
+
+
+def dihedral_ensemble(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """Self-ensemble (EDSR's "+"): the mean of ``fn`` over the 8 flips/rotations of ``x``.
+
+    ``x`` is (N, C, h, w); each of the 8 transformed inputs goes through ``fn`` and its output is
+    transformed back before the float32 mean, so the result is equivariant to flips and
+    rotations of the input whatever ``fn`` is. Costs 8 calls of ``fn``.
+    """
+    acc = None
+    for k in range(4):
+        for flip in (False, True):
+            t = torch.rot90(x, k, (-2, -1))
+            y = fn(t.flip(-1) if flip else t).float()
+            y = torch.rot90(y.flip(-1) if flip else y, -k, (-2, -1))
+            acc = y if acc is None else acc + y
+    return acc / 8

@@ -29,7 +29,7 @@ from densekit.models.sr.common import (BICUBIC_CONTEXT, check_channels, check_in
 __all__ = ["HDCN", "hdcn", "HDCN_OPTIONS", "DeconvUpsampler", "BicubicUpsampler",
            "PixelShuffleUpsampler", "EncoderDecoder", "PlainBlock"]
 
-UPSAMPLERS = ("deconv", "bicubic", "pixelshuffle")
+UPSAMPLERS = ("deconv", "deconv_centered", "bicubic", "pixelshuffle")
 SKIPS = ("none", "local", "long", "both")
 INITS = ("paper", "kaiming")
 
@@ -42,15 +42,24 @@ class DeconvUpsampler(nn.Module):
     x4: two of those in cascade (one stride-4 3x3 deconv would leave holes).
     x3: one ConvTranspose2d k5, stride 3, padding 1 (a 3x3 stride-3 deconv would not overlap
     neighbouring LR pixels; the paper says odd scales do poorly with its deconv).
+
+    The k3 stride-2 deconv is off-centre by half an HR pixel: HR pixel 2i gets LR pixel i alone
+    and 2i+1 gets i and i+1, so it treats LR pixel i as sitting on HR pixel 2i, while the
+    bicubic degradation centres it between HR pixels 2i and 2i+1; the layers after it must learn
+    the shift, and a flip of the input moves it to the other side. ``centered=True`` uses k4
+    stride 2 padding 1 instead (HR pixels 2i and 2i+1 both get LR pixels i-1/i and i/i+1,
+    symmetrically; bilinear x2 is one such kernel); the x3 k5 deconv is centred already (HR
+    pixel 3i+1 gets LR pixel i alone, 3i and 3i+2 mirror each other) and is kept.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, scale: int):
+    def __init__(self, in_channels: int, out_channels: int, scale: int, centered: bool = False):
         super().__init__()
         if scale == 3:
             layers = [nn.ConvTranspose2d(in_channels, out_channels, 5, stride=3, padding=1)]
         else:
-            layers = [nn.ConvTranspose2d(in_channels if i == 0 else out_channels, out_channels, 3,
-                                         stride=2, padding=1, output_padding=1)
+            k, extra = (4, 0) if centered else (3, 1)
+            layers = [nn.ConvTranspose2d(in_channels if i == 0 else out_channels, out_channels, k,
+                                         stride=2, padding=1, output_padding=extra)
                       for i in range({2: 1, 4: 2}[scale])]
         self.layers = nn.ModuleList(layers)
 
@@ -168,7 +177,9 @@ class HDCN(nn.Module):
         up_channels: channels of the upsampled image fed to feature extraction; default C (the
             paper's upsampling output is "the upsampled LR image"). Must be C for "bicubic".
         upsampler: "deconv" (paper: learned linear transposed conv; x2 one k3 s2 deconv, x4 two
-            in cascade, x3 one k5 s3 deconv), "bicubic" (fixed MATLAB bicubic, for comparison,
+            in cascade, x3 one k5 s3 deconv), "deconv_centered" (k4 s2 instead of k3 s2 at x2
+            and x4, centred on the LR pixel grid; see :class:`DeconvUpsampler`; not in the
+            paper, measured in the README), "bicubic" (fixed MATLAB bicubic, for comparison,
             e.g. at x3), or "pixelshuffle" (conv 3x3 -> C_up*scale^2 + PixelShuffle).
         encdec: True = encoder-decoder block; False = plain stride-1 convs of the same depth.
         encdec_depth: number of stride-2 conv / deconv pairs (the paper's equations show one).
@@ -211,8 +222,9 @@ class HDCN(nn.Module):
         self.local_skip = skips in ("local", "both")
         self.long_skip = skips in ("long", "both")
 
-        if upsampler == "deconv":
-            self.upsample = DeconvUpsampler(channels, up_channels, scale)
+        if upsampler in ("deconv", "deconv_centered"):
+            self.upsample = DeconvUpsampler(channels, up_channels, scale,
+                                            centered=upsampler == "deconv_centered")
             up_context = 1
         elif upsampler == "pixelshuffle":
             self.upsample = PixelShuffleUpsampler(channels, up_channels, scale)
