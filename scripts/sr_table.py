@@ -4,7 +4,7 @@
 Usage: .venv/bin/python scripts/sr_table.py RUN_DIR... [--data DIR ...] [--self-ensemble]
 Each RUN_DIR must hold weights.pt (from `densekit sr train`); a weights file (e.g. the shipped
 src/densekit/weights/hdcn_x2.pt) also works. Published numbers come from
-shared/docs/protocols.md (typed in PUBLISHED below for the side-by-side columns).
+shared/docs/protocols.md (densekit.metrics.published, for the side-by-side columns).
 """
 
 import argparse
@@ -15,19 +15,7 @@ from pathlib import Path
 
 import torch
 
-PUBLISHED = {  # (method, scale) -> {set: (psnr, ssim)}, shared/docs/protocols.md
-    ("bicubic", 2): {"Set5": (33.66, 0.9299), "Set14": (30.24, 0.8688)},
-    ("bicubic", 3): {"Set5": (30.39, 0.8682), "Set14": (27.55, 0.7742)},
-    ("bicubic", 4): {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027)},
-    ("srcnn", 2): {"Set5": (36.66, 0.9542), "Set14": (32.42, 0.9063)},
-    ("srcnn", 3): {"Set5": (32.75, 0.9090), "Set14": (29.28, 0.8209)},
-    ("srcnn", 4): {"Set5": (30.48, 0.8628), "Set14": (27.49, 0.7503)},
-    ("vdsr", 2): {"Set5": (37.53, 0.9587), "Set14": (33.03, 0.9124)},
-    ("vdsr", 3): {"Set5": (33.66, 0.9213), "Set14": (29.77, 0.8314)},
-    ("vdsr", 4): {"Set5": (31.35, 0.8838), "Set14": (28.01, 0.7674)},
-    ("rednet", 2): {"Set5": (37.66, 0.9599), "Set14": (32.94, 0.9144)},
-    ("rednet", 4): {"Set5": (31.51, 0.8869), "Set14": (27.86, 0.7718)},
-}
+from densekit.metrics.published import PUBLISHED_SR
 
 
 def main():
@@ -61,7 +49,7 @@ def main():
                                          text=True).stdout)
         cells = []
         for r in rows:
-            pub = PUBLISHED.get((model, scale), {}).get(r["dataset"])
+            pub = PUBLISHED_SR.get((model, scale), {}).get(r["dataset"])
             cells += [f"{r['psnr']:.2f} / {r['ssim']:.4f}",
                       f"{pub[0]:.2f} / {pub[1]:.4f}" if pub else "-"]
         name = model + ("+" if args.self_ensemble else "")

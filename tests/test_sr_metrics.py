@@ -27,6 +27,7 @@ from densekit.data.color import (
 )
 from densekit.data.imresize import imresize, resize_matrix, round_uint8
 from densekit.errors import DensekitError
+from densekit.metrics.published import PUBLISHED_SR
 from densekit.metrics.sr import gaussian_window, modcrop, psnr, ssim
 from densekit.models.sr.bicubic import Bicubic
 from densekit.tasks.sr_eval import (
@@ -41,14 +42,8 @@ from densekit.tasks.sr_eval import (
 skmetrics = pytest.importorskip("skimage.metrics")
 
 # Published Bicubic PSNR / SSIM on Y (docs/protocols.md; the VDSR paper's table).
-PUBLISHED_BICUBIC = {
-    ("Set5", 2): (33.66, 0.9299),
-    ("Set5", 3): (30.39, 0.8682),
-    ("Set5", 4): (28.42, 0.8104),
-    ("Set14", 2): (30.24, 0.8688),
-    ("Set14", 3): (27.55, 0.7742),
-    ("Set14", 4): (26.00, 0.7027),
-}
+PUBLISHED_BICUBIC = {(dataset, scale): PUBLISHED_SR[("bicubic", scale)][dataset]
+                     for dataset in ("Set5", "Set14") for scale in (2, 3, 4)}
 PSNR_TOL = 0.05  # protocols.md: more than ~0.05 dB off means the protocol is wrong somewhere
 SSIM_TOL = 0.0015  # the published Set14 x4 SSIM (0.7027) is 0.0008 above ours (see sr_eval)
 
@@ -493,9 +488,6 @@ def test_shipped_hdcn_weights_beat_bicubic_on_set5(bicubic_results, scale):
     assert r["psnr"] > bicubic_results[("Set5", scale)]["psnr"] + 1.0
 
 
-PUBLISHED_SRCNN = {("Set5", 2): (36.66, 0.9542), ("Set14", 2): (32.42, 0.9063),
-                   ("Set5", 4): (30.48, 0.8628), ("Set14", 4): (27.49, 0.7503)}  # protocols.md
-
 
 @pytest.mark.parametrize("scale", [2, 4])
 def test_shipped_hdcn_x2_x4_beat_published_srcnn(scale):
@@ -509,5 +501,5 @@ def test_shipped_hdcn_x2_x4_beat_published_srcnn(scale):
     model = load_sr_model("hdcn", scale)
     for name in ("Set5", "Set14"):
         r = evaluate_folder(model, root / name, scale)
-        pub_psnr, pub_ssim = PUBLISHED_SRCNN[(name, scale)]
+        pub_psnr, pub_ssim = PUBLISHED_SR[("srcnn", scale)][name]
         assert r["psnr"] > pub_psnr and r["ssim"] > pub_ssim, (name, r["psnr"], r["ssim"])

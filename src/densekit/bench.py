@@ -31,11 +31,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from densekit.engine.precision import Precision, cpu_has_fast_bf16, resolve_device, \
     resolve_precision
 from densekit.errors import DensekitError
+from densekit.metrics.published import PUBLISHED_SR
 
 SR_MODELS = ("hdcn", "srcnn", "vdsr", "rednet")
 PEERS = ("fcn_resnet50", "deeplabv3_resnet50")
 # published Set5 x2 PSNR (docs/protocols.md); HDCN has none there, ours is measured
-PUBLISHED_SET5_X2 = {"bicubic": 33.66, "srcnn": 36.66, "vdsr": 37.53, "rednet": 37.66}
+PUBLISHED_SET5_X2 = {m: PUBLISHED_SR[(m, 2)]["Set5"][0] for m in ("bicubic", "srcnn", "vdsr",
+                                                                     "rednet")}
 SET5 = Path("../shared/data/sr/Set5")
 
 SIZES = {
