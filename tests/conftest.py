@@ -77,3 +77,27 @@ def tiny_camvid(root: Path) -> Path:
         Image.new("RGB", (8, 6)).save(root / split / "a.png")
         Image.fromarray(np.full((6, 8), 3, np.uint8)).save(root / f"{split}annot" / "a.png")
     return root
+
+
+def tiny_seg_weights(path: Path, dataset: str = "camvid", classes=None, seed: int = 0) -> Path:
+    """A seg weights file as ``densekit seg train`` writes it: swiftnet_r18 of width 8 (the
+    shipped architecture, untrained), trained 'on' ``dataset`` (CamVid's classes by default)."""
+    from types import SimpleNamespace
+
+    from densekit.data.seg import CAMVID_CLASSES, CAMVID_PALETTE, voc_colormap
+    from densekit.tasks.seg import SegConfig, build_generator, save_seg_weights
+
+    cfg = SegConfig()
+    cfg.model.name, cfg.model.options, cfg.data.dataset = "swiftnet_r18", {"width": 8}, dataset
+    classes = list(CAMVID_CLASSES if classes is None else classes)
+    palette = CAMVID_PALETTE if classes == CAMVID_CLASSES else voc_colormap(len(classes))
+    torch.manual_seed(seed)
+    model = build_generator(cfg.model, len(classes)).eval()
+    save_seg_weights(path, model, cfg, SimpleNamespace(classes=classes, palette=palette))
+    return path
+
+
+@pytest.fixture(scope="session")
+def camvid_weights(tmp_path_factory) -> Path:
+    """tiny_seg_weights of CamVid, written once per test session."""
+    return tiny_seg_weights(tmp_path_factory.mktemp("seg_weights") / "camvid_tiny.pt")

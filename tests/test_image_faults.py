@@ -94,6 +94,8 @@ def base_images() -> dict[str, tuple[bytes, tuple[int, int]]]:
         "png_named.jpg": (encode(rgb, "PNG"), (w, h)),  # wrong extensions
         "jpeg_named.png": (encode(rgb, "JPEG"), (w, h)),
         "gif_named.png": (encode(rgb.convert("P"), "GIF"), (w, h)),
+        "one_pixel.png": (encode(Image.new("RGB", (1, 1), (200, 30, 60)), "PNG"), (1, 1)),
+        "one_column.jpg": (encode(rgb.crop((0, 0, 1, h)), "JPEG"), (1, h)),
     }
 
 
@@ -275,3 +277,43 @@ def test_full_disk_while_writing_outputs(fuzz_dir, tmp_path, capsys):
                              "device)"]
     assert sorted(p.name for p in out.iterdir()) == [
         "gray_label.png", "gray_overlay.png", "rgba_label.png", "rgba_overlay.png"]
+
+
+def test_seg_predict_with_the_shipped_model_on_a_mixed_folder(tmp_path, monkeypatch, capsys,
+                                                              camvid_weights):
+    """`seg predict DIR FILE` without --weights (the shipped model; a tiny stand-in here) on a
+    folder of good and bad files: every good image gets its label and overlay at its size, each
+    bad one a line on stderr naming it, files that are no image by name are left alone."""
+    from densekit.cli.main import main
+    from densekit.tasks import seg
+
+    monkeypatch.setattr(seg, "shipped_seg_weights", lambda dataset="camvid": camvid_weights)
+    images = base_images()
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    good = ["rgb.png", "gray.png", "rgba.png", "deep16.png", "one_pixel.png", "one_column.jpg",
+            "rotated.jpg", "cmyk.jpg"]
+    for name in good:
+        (folder / name).write_bytes(images[name][0])
+    data = images["rgb.png"][0]
+    (folder / "cut.png").write_bytes(data[: len(data) // 2])
+    (folder / "text.png").write_text("not an image\n")
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_text("skipped: not an image file name\n")
+    (folder / "sub" / "inner.png").write_bytes(data)  # subfolders are not searched
+    out = tmp_path / "out"
+    code = main(["seg", "predict", str(folder), str(folder / "notes.txt"), "-o", str(out), "-q",
+                 "--precision", "fp32"])
+    assert code == 1
+    std = capsys.readouterr()
+    assert std.out == ""
+    assert std.err.splitlines() == [
+        f"densekit: error: {folder / 'cut.png'}: cannot decode image (image file is truncated)",
+        f"densekit: error: {folder / 'empty.jpg'}: empty file",
+        f"densekit: error: {folder / 'text.png'}: not an image or unsupported format",
+        f"densekit: error: {folder / 'notes.txt'}: not an image or unsupported format"]
+    want = {}
+    for name in good:
+        stem = name.rsplit(".", 1)[0]
+        want[f"{stem}_label.png"] = want[f"{stem}_overlay.png"] = images[name][1]
+    assert {p.name: Image.open(p).size for p in out.iterdir()} == want

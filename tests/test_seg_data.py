@@ -1,6 +1,7 @@
 """Segmentation data: loaders on fixtures in each set's exact on-disk layout, transforms,
 median-frequency weights, dataset checks, synthetic scenes, and the real CamVid if present."""
 
+import math
 import os
 import shutil
 from pathlib import Path
@@ -21,11 +22,13 @@ from densekit.data.seg import (
     CamVid,
     Cityscapes,
     FolderDataset,
+    InMemory,
     RandomScale,
     SyntheticScenes,
     VOCSegmentation,
     build_seg_dataset,
     check_dataset,
+    enet_weights,
     eval_transforms,
     median_frequency_weights,
     train_transforms,
@@ -313,12 +316,18 @@ def test_camvid_errors(camvid_root, tmp_path):
         CamVid(camvid_root, "train")[0]
 
 
-def test_check_dataset_reports_each_problem(camvid_root):
-    tr, an = camvid_root / "train", camvid_root / "trainannot"
+def add_pairing_problems(root):
+    """An image without label, a label without image, and a label of another size."""
+    tr, an = root / "train", root / "trainannot"
     save_rgb(tr / "img_nolabel.png", rgb(12, 16))
     save_gray_png(an / "orphan_label.png", camvid_label(12, 16, 0))
     save_rgb(tr / "sizes.png", rgb(12, 16))
     save_gray_png(an / "sizes.png", camvid_label(16, 16, 0))
+    return tr, an
+
+
+def test_check_dataset_reports_each_problem(camvid_root):
+    tr, an = add_pairing_problems(camvid_root)
     save_rgb(tr / "badvalue.png", rgb(12, 16))
     lab = camvid_label(12, 16, 0)
     lab[3, 3] = 200
@@ -347,6 +356,34 @@ def test_check_dataset_reports_each_problem(camvid_root):
     one("garbage_label", "not an image")
     one("truncated_image", "cannot decode")
     one("rgb_label", "mode RGB")
+
+
+def test_pairing_check_reads_headers_only(camvid_root, monkeypatch):
+    """check_dataset(decode=False): missing, extra and mismatched files from names and headers;
+    nothing decoded, so content problems are left to the full check."""
+    tr, an = add_pairing_problems(camvid_root)
+    save_rgb(tr / "cut.png", rgb(12, 16))
+    save_gray_png(an / "cut.png", camvid_label(12, 16, 0))
+    data = (tr / "cut.png").read_bytes()
+    (tr / "cut.png").write_bytes(data[: len(data) // 2])  # header intact, pixels cut
+    lab = camvid_label(12, 16, 0)
+    lab[0, 0] = 200
+    save_gray_png(an / "0001TP_006690.png", lab)  # a bad value needs decoding to be seen
+    (an / "0001TP_006720.png").write_bytes(b"not a png")  # so does a header that is no image
+    ds = CamVid(camvid_root, "train")
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load",
+                        lambda self: pytest.fail(f"decoded {self.filename}"))
+    problems = check_dataset(ds, decode=False)
+    assert problems == [
+        f"{an / '0001TP_006720.png'}: not an image or unsupported format",
+        f"{an / 'img_nolabel.png'}: label missing for image {tr / 'img_nolabel.png'}",
+        f"{an / 'sizes.png'}: label is 16x16 but image {tr / 'sizes.png'} is 16x12",
+        f"{an / 'orphan_label.png'}: label without an image"]
+    monkeypatch.undo()
+    full = check_dataset(ds)
+    assert set(problems) < set(full) and len(full) == 6
+    assert any("cut.png: cannot decode" in p for p in full)
+    assert any("200" in p for p in full)
 
 
 # ------------------------------------------------------------------------------------------
@@ -513,6 +550,40 @@ def test_median_frequency_weights_on_dataset(camvid_root):
     freq = counts / np.maximum(tot, 1)
     expect = np.where(counts > 0, np.median(freq[counts > 0]) / np.maximum(freq, 1e-12), 0)
     assert np.allclose(median_frequency_weights(ds, 11).numpy(), expect, rtol=1e-5)
+
+
+def test_enet_weights_hand_example():
+    masks = [torch.tensor([[0, 0], [1, 255]]), torch.tensor([[0, 2, 2], [2, 2, 255]])]
+    w = enet_weights([(None, m) for m in masks], 4)
+    # 8 labelled pixels: p = 3/8, 1/8, 4/8; class 3 never appears -> 0
+    expect = [1 / math.log(1.10 + p) for p in (3 / 8, 1 / 8, 4 / 8)] + [0.0]
+    assert w.dtype == torch.float32 and torch.allclose(w, torch.tensor(expect))
+    assert torch.allclose(enet_weights([(None, masks[0])], 2, c=1.02),
+                          torch.tensor([1 / math.log(1.02 + 2 / 3), 1 / math.log(1.02 + 1 / 3)]))
+
+
+def test_in_memory_dataset_reads_each_file_once(camvid_root, monkeypatch):
+    ds = CamVid(camvid_root, "train")
+    cached = InMemory(ds)
+    reads = []
+    original = CamVid.load_image
+    monkeypatch.setattr(CamVid, "load_image", lambda self, i: reads.append(i) or original(self, i))
+    for _ in range(3):
+        for i in range(len(ds)):
+            image, mask = cached[i]
+            want_image, want_mask = ds[i]
+            assert type(image) is tv_tensors.Image and type(mask) is tv_tensors.Mask
+            assert image.dtype == torch.uint8 and mask.dtype == torch.int64
+            assert torch.equal(image, want_image) and torch.equal(mask, want_mask)
+            assert (mask == 255).any() or i != 1
+    assert sorted(set(reads)) == [0, 1, 2] and reads.count(0) == 4  # 1 cached + 3 direct reads
+    # a transform applied to an item does not change the cached copy
+    tf = train_transforms((8, 8), (0.5, 2.0))
+    before = [t.clone() for t in cached[0]]
+    tf(*cached[0])
+    assert all(torch.equal(a, b) for a, b in zip(before, cached[0]))
+    with pytest.raises(ValueError, match="without its transform"):
+        InMemory(CamVid(camvid_root, "train", transform=tf))
 
 
 # ------------------------------------------------------------------------------------------

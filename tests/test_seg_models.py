@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from torchvision.models import ResNet50_Weights, VGG16_Weights
+from torchvision.models import ResNet18_Weights, ResNet50_Weights, VGG16_Weights
 from torch import nn
 
 from densekit.engine.precision import cpu_has_fast_bf16
@@ -41,6 +41,12 @@ def deeplab():
 
 
 @pytest.fixture(scope="module")
+def swift():
+    torch.manual_seed(0)
+    return build_seg_model("swiftnet_r18", C).eval()
+
+
+@pytest.fixture(scope="module")
 def vgg_file(tmp_path_factory):
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp("weights") / "vgg16.pth"
@@ -60,13 +66,23 @@ def _load(path):
     return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
+def _with_fake_imagenet(monkeypatch, weights_cls, path, name):
+    """build_seg_model(name, pretrained="imagenet") with the enum's download replaced by the
+    state_dict file ``path``; the model and the enum members that were asked for."""
+    calls = []
+    monkeypatch.setattr(weights_cls, "get_state_dict",
+                        lambda self, *args, **kwargs: calls.append(self) or _load(path))
+    return build_seg_model(name, C, pretrained="imagenet"), calls
+
+
 # ---- generators ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("size", [(33, 47), (64, 64), (7, 1)])
-@pytest.mark.parametrize("name", ["fcn8s_vgg16", "deeplab_r50"])
-def test_generator_output_size(name, size, fcn, deeplab):
-    model = {"fcn8s_vgg16": fcn, "deeplab_r50": deeplab}[name]
+@pytest.mark.parametrize("name", ["fcn8s_vgg16", "deeplab_r50", "swiftnet_r18"])
+def test_generator_output_size(name, size, fcn, deeplab, swift):
+    model = {"fcn8s_vgg16": fcn, "deeplab_r50": deeplab, "swiftnet_r18": swift}[name]
     assert model.num_classes == C
-    assert model.family == {"fcn8s_vgg16": "vgg", "deeplab_r50": "resnet"}[name]
+    assert model.family == {"fcn8s_vgg16": "vgg", "deeplab_r50": "resnet",
+                            "swiftnet_r18": "resnet18"}[name]
     with torch.no_grad():
         out = model(torch.randn(2, 3, *size))
     assert out.shape == (2, C, *size)
@@ -74,7 +90,7 @@ def test_generator_output_size(name, size, fcn, deeplab):
 
 
 def test_registry_and_options():
-    assert set(SEG_MODELS) == {"fcn8s_vgg16", "deeplab_r50"}
+    assert set(SEG_MODELS) == {"fcn8s_vgg16", "deeplab_r50", "swiftnet_r18"}
     with pytest.raises(ConfigError, match="unknown segmentation model"):
         build_seg_model("unet", C)
     with pytest.raises(ConfigError, match="'depth'"):
@@ -224,16 +240,52 @@ def test_deeplab_pretrained_file_and_enum(resnet_file, monkeypatch):
     assert torch.equal(model.backbone.layer4[2].conv3.weight, state["layer4.2.conv3.weight"])
     assert torch.equal(model.backbone.bn1.running_var, state["bn1.running_var"])
 
-    calls = []
-
-    def fake_get_state_dict(self, *args, **kwargs):
-        calls.append(self)
-        return _load(resnet_file)
-
-    monkeypatch.setattr(ResNet50_Weights, "get_state_dict", fake_get_state_dict)
-    model = build_seg_model("deeplab_r50", C, pretrained="imagenet")
+    model, calls = _with_fake_imagenet(monkeypatch, ResNet50_Weights, resnet_file, "deeplab_r50")
     assert calls == [ResNet50_Weights.IMAGENET1K_V1]
     assert torch.equal(model.backbone.conv1.weight, state["conv1.weight"])
+
+
+def test_swiftnet_structure_and_options(swift):
+    assert [type(m).__name__ for m in swift.backbone] == [
+        "Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Sequential", "Sequential", "Sequential",
+        "Sequential"]
+    assert swift.spp.grids == (8, 4, 2, 1) and swift.width == 128
+    assert [b.skip[-1].in_channels for b in swift.decoder] == [256, 128, 64]
+    assert swift.head[-1].out_channels == C and not swift.head[-1].bias.any()
+    # only dense convolutions (the fast kind on bf16 CPUs)
+    assert all(m.groups == 1 for m in swift.modules() if isinstance(m, nn.Conv2d))
+    # the SPP pools over grids along the shorter side: 1/32 of 360x480 is 12x15 -> 8x10 cells
+    x = torch.randn(1, 512, 12, 15)
+    seen = []
+    hook = lambda m, inp, out: seen.append(tuple(inp[0].shape[-2:]))  # noqa: E731
+    handles = [b.register_forward_hook(hook) for b in swift.spp.branches]
+    with torch.no_grad():
+        assert swift.spp(x).shape == (1, 128, 12, 15)
+    for h in handles:
+        h.remove()
+    assert seen == [(8, 10), (4, 5), (2, 2), (1, 1)]
+    narrow = build_seg_model("swiftnet_r18", C, width=32)
+    assert narrow.head[-1].in_channels == 32
+    for bad in (0, 2, 1.5, "wide", True):
+        with pytest.raises(ConfigError, match="width"):
+            build_seg_model("swiftnet_r18", C, width=bad)
+
+
+def test_swiftnet_pretrained_file_and_enum(tmp_path, monkeypatch):
+    torch.manual_seed(3)
+    path = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    state = _load(path)
+    model = build_seg_model("swiftnet_r18", C, pretrained=str(path))
+    assert torch.equal(model.backbone.conv1.weight, state["conv1.weight"])
+    assert torch.equal(model.backbone.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
+    assert torch.equal(model.backbone.bn1.running_mean, state["bn1.running_mean"])
+    model, calls = _with_fake_imagenet(monkeypatch, ResNet18_Weights, path, "swiftnet_r18")
+    assert calls == [ResNet18_Weights.IMAGENET1K_V1]
+    assert torch.equal(model.backbone.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])
+    torch.save(torchvision.models.resnet50().state_dict(), tmp_path / "r50.pth")
+    with pytest.raises(ConfigError, match="r50.pth.*resnet18"):
+        build_seg_model("swiftnet_r18", C, pretrained=str(tmp_path / "r50.pth"))
 
 
 def test_imagenet_download_failure_is_one_line_config_error(monkeypatch):
@@ -267,7 +319,7 @@ def test_bad_pretrained_files_name_the_file(tmp_path, resnet_file):
 
 
 # ---- discriminator ------------------------------------------------------------------------------
-@pytest.mark.parametrize("family", ["vgg", "resnet"])
+@pytest.mark.parametrize("family", ["vgg", "resnet", "resnet18"])
 def test_discriminator_output_grid(family):
     disc = build_discriminator(family, C)
     assert disc.family == family
@@ -286,7 +338,7 @@ def test_discriminator_output_grid(family):
         build_discriminator("alexnet", C)
 
 
-@pytest.mark.parametrize("family", ["vgg", "resnet"])
+@pytest.mark.parametrize("family", ["vgg", "resnet", "resnet18"])
 def test_discriminator_pair_forward_equals_two_forwards(family):
     """A's update scoring real and fake in one call (one image-branch pass) gives the loss,
     gradients and SGD step of two separate calls; a BatchNorm's running statistics update once
@@ -313,7 +365,7 @@ def test_discriminator_pair_forward_equals_two_forwards(family):
         torch.testing.assert_close(p, params[name], rtol=1e-12, atol=1e-12)
     buffers = dict(old.named_buffers())
     bn = [k for k, _ in new.named_buffers()]
-    assert bool(bn) == (family == "resnet")
+    assert bool(bn) == family.startswith("resnet")
     for name, b in new.named_buffers():
         assert torch.equal(b, after_first[name]), name  # same batch statistics, one update
         if name.endswith("num_batches_tracked"):
@@ -322,7 +374,7 @@ def test_discriminator_pair_forward_equals_two_forwards(family):
         new(x, real, fake[:, :2])
 
 
-def test_discriminator_image_branch_init(vgg_file, resnet_file, fcn, deeplab):
+def test_discriminator_image_branch_init(vgg_file, resnet_file, fcn, deeplab, swift, tmp_path):
     disc = build_discriminator("vgg", C, pretrained=vgg_file)
     state = _load(vgg_file)
     assert torch.equal(disc.image_branch[0].weight, state["features.0.weight"])
@@ -347,6 +399,20 @@ def test_discriminator_image_branch_init(vgg_file, resnet_file, fcn, deeplab):
                        deeplab.backbone.layer1[0].conv1.weight)
     with pytest.raises(ConfigError, match="family"):
         d_res.load_image_branch_from(fcn)
+    d_r18 = build_discriminator("resnet18", C)
+    assert d_r18.fusion[0].in_channels == 64 + 64  # ResNet-18 layer1 + label branch
+    d_r18.load_image_branch_from(swift)
+    assert torch.equal(d_r18.image_branch.layer1[1].conv2.weight,
+                       swift.backbone.layer1[1].conv2.weight)
+    with pytest.raises(ConfigError, match="family"):
+        d_r18.load_image_branch_from(deeplab)
+    torch.manual_seed(4)
+    r18 = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), r18)
+    d_r18 = build_discriminator("resnet18", C, pretrained=str(r18))
+    assert torch.equal(d_r18.image_branch.conv1.weight, _load(r18)["conv1.weight"])
+    with pytest.raises(ConfigError, match="resnet18"):
+        build_discriminator("resnet18", C, pretrained=str(resnet_file))
 
 
 @pytest.mark.parametrize("family", ["vgg", "resnet"])
@@ -569,11 +635,13 @@ def test_confusion_matrix_scores_merge_and_errors():
 
 
 # ---- sizes (for the record; reported in the design notes) ---------------------------------------
-def test_parameter_counts(fcn, deeplab):
+def test_parameter_counts(fcn, deeplab, swift):
     assert count_params(fcn) == 134_376_863
+    assert count_params(swift) == 11_798_101
     assert count_params(deeplab) == 39_114_581
     assert count_params(build_discriminator("vgg", C)) == 1_973_697
     assert count_params(build_discriminator("resnet", C)) == 2_012_609
+    assert count_params(build_discriminator("resnet18", C)) == 1_834_177
 
 
 def test_fcn_width_option(vgg_file):

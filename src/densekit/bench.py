@@ -4,11 +4,17 @@ Everything is measured through the code that training and inference really use: 
 segmentation tasks (``SRTask`` / ``SegTask``, their ``train_step`` and batch pipelines) built
 from configs, once as a typical reference script runs them (fp32, NCHW) and once on densekit's
 default path (``precision: auto`` + channels_last, resolved for this machine). FLOPs come from
-``torch.utils.flop_counter.FlopCounterMode`` (forward + backward for a training step) and are
-set against the measured matmul peak of the precision used.
+:class:`densekit.models.complexity.FlopCounter` (torch's ``FlopCounterMode`` with the backward
+pass of grouped convolutions counted right; forward + backward for a training step) and are set
+against the measured peak of the precision used: the best of an n x n matmul and a dense 3x3
+convolution (channels_last), whichever is faster on this machine.
 
-Times are the best (training) or median (inference) of a few runs after a warm-up, on whatever
-else the machine is doing: run it on an idle machine for numbers to publish.
+Both paths (and the torchvision peers) run in one process, under the engine's process-wide
+settings (threads, the C allocator's reuse of freed memory: ``densekit.engine.memory``).
+
+Times are medians of several runs after warm-up steps, reported with their min-max spread;
+steps that are compared (SS-GAN phase 1 and phase 2) are interleaved. All on whatever else the
+machine is doing: run it on an idle machine for numbers to publish.
 """
 
 from __future__ import annotations
@@ -26,12 +32,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
 from densekit.engine.precision import Precision, cpu_has_fast_bf16, resolve_device, \
     resolve_precision
 from densekit.errors import DensekitError
 from densekit.metrics.published import PUBLISHED_SR
+from densekit.models.complexity import FlopCounter
 
 SR_MODELS = ("hdcn", "srcnn", "vdsr", "rednet")
 PEERS = ("fcn_resnet50", "deeplabv3_resnet50")
@@ -41,21 +47,28 @@ PUBLISHED_SET5_X2 = {m: PUBLISHED_SR[(m, 2)]["Set5"][0] for m in ("bicubic", "sr
 SET5 = Path("../shared/data/sr/Set5")
 
 SIZES = {
-    # matmul n (largest probed); SR: batch, HR patch (train), HR output side (inference);
-    # seg: (N, H, W) train, (H, W) inference; synthetic CamVid-like images; timed runs after
-    # one warm-up (cheap SR models 3, expensive seg models 2); torch.compile on a smaller batch.
+    # matmul n (largest probed); conv probe (largest batch, channels, side); SR: batch, HR
+    # patch (train), HR output side (inference); seg: (N, H, W) train, (H, W) inference;
+    # synthetic CamVid-like images; timed runs: SR models sr_runs after one warm-up step, seg
+    # models seg_runs (default path) / plain_runs (plain fp32 path) after seg_warmup steps (the
+    # heap takes a few steps to settle); SS-GAN phase-1 and phase-2 steps interleaved;
+    # torch.compile on a smaller batch.
     # seg training at 180x240 = CamVid at half resolution (pool5 6x8: not a multiple of 32)
-    "full": {"matmul": 2048, "sr_batch": 16, "sr_patch": 48, "sr_out": 256, "seg": (2, 180, 240),
-             "seg_infer": (224, 224), "seg_image": (360, 480), "sr_runs": 3, "seg_runs": 2,
+    "full": {"matmul": 2048, "conv_probe": (8, 256, 32), "sr_batch": 16, "sr_patch": 48,
+             "sr_out": 256, "seg": (2, 180, 240), "seg_infer": (224, 224),
+             "seg_image": (360, 480), "sr_runs": 5, "seg_runs": 5, "plain_runs": 3,
+             "seg_warmup": 2,
              "upscale_out": ((640, 360), (3840, 2160)), "upscale_tile": None,
              "compile": True, "compile_batch": 4, "onnx": True, "set5": True,
-             "seg_models": ("fcn8s_vgg16", "deeplab_r50"), "ssgan_generator": "fcn8s_vgg16"},
-    "quick": {"matmul": 128, "sr_batch": 2, "sr_patch": 16, "sr_out": 32, "seg": (2, 32, 32),
-              "seg_infer": (32, 32), "seg_image": (40, 48), "sr_runs": 1, "seg_runs": 1,
+             "seg_models": ("fcn8s_vgg16", "deeplab_r50", "swiftnet_r18"),
+             "ssgan_generators": ("fcn8s_vgg16", "swiftnet_r18")},
+    "quick": {"matmul": 128, "conv_probe": (2, 32, 8), "sr_batch": 2, "sr_patch": 16,
+              "sr_out": 32, "seg": (2, 32, 32), "seg_infer": (32, 32), "seg_image": (40, 48),
+              "sr_runs": 1, "seg_runs": 2, "plain_runs": 1, "seg_warmup": 1,
               "upscale_out": ((64, 48), (128, 96)), "upscale_tile": 16,
               "compile": False, "compile_batch": 2, "onnx": True, "set5": False,
               # FCN-8s' 134M parameters (fc6/fc7) make even a tiny step take seconds
-              "seg_models": ("deeplab_r50",), "ssgan_generator": "deeplab_r50"},
+              "seg_models": ("deeplab_r50", "swiftnet_r18"), "ssgan_generators": ("swiftnet_r18",)},
 }
 # what --sections picks from; "models" is the per-model table with SS-GAN, the data pipelines
 # and the torchvision peers (they share its batches and timings)
@@ -101,15 +114,27 @@ def inference_ms_per_megapixel(model, prec: Precision, out_size: int, runs: int 
     return inference_seconds(model, prec, lr, runs) * 1000 / (pixels / 1e6)
 
 
+def spread(times: list[float]) -> dict:
+    """Median, min and max (milliseconds) and the number of ``times`` (seconds)."""
+    return {"ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times),
+            "max_ms": 1e3 * max(times), "runs": len(times)}
+
+
+def ratio_spread(num: list[float], den: list[float]) -> dict:
+    """Median, min and max of the pairwise ratios num[i] / den[i] (interleaved runs)."""
+    r = [a / b for a, b in zip(num, den, strict=True)]
+    return {"median": statistics.median(r), "min": min(r), "max": max(r), "pairs": len(r)}
+
+
 def forward_flops(model, x: torch.Tensor) -> int:
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounter()
     with torch.no_grad(), counter:
         model.eval()(x)
     return int(counter.get_total_flops())
 
 
 def _counted(fn) -> int:
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounter()
     with counter:
         fn()
     return int(counter.get_total_flops())
@@ -130,6 +155,47 @@ def matmul_gflops(n: int, dtype: torch.dtype, device: torch.device, runs: int = 
             break
         size *= 2
     return 2 * size ** 3 / min(time_runs(lambda: a @ b, runs, device=device)) / 1e9, size
+
+
+def conv_gflops(shape: tuple[int, int, int], dtype: torch.dtype, device: torch.device,
+                runs: int = 3, budget_s: float = 2.0) -> tuple[float, int]:
+    """(best-of-``runs`` GFLOP/s, batch) of a dense 3x3 convolution (stride 1, padding 1,
+    C -> C channels, no bias) on a channels_last (batch, C, side, side) input in ``dtype``:
+    2 * batch * side^2 * C^2 * 9 FLOPs. ``shape`` = (largest batch, C, side); the batch starts
+    at 1 and doubles while the next one's convolution would take at most ``budget_s`` / runs.
+    On some CPUs oneDNN's convolutions run faster than the matmul (fp32 on AMD EPYC, bf16 with
+    AMX): the peak is the better of the two probes."""
+    n, c, side = shape
+    w = torch.rand(c, c, 3, 3, device=device, dtype=dtype).contiguous(
+        memory_format=torch.channels_last)
+    batch = 1
+    while True:
+        x = torch.rand(batch, c, side, side, device=device, dtype=dtype).contiguous(
+            memory_format=torch.channels_last)
+
+        def conv():
+            return F.conv2d(x, w, padding=1)
+
+        (probe,) = time_runs(conv, 1, warmup=1, device=device)
+        if 2 * batch > n or 2 * probe * runs > budget_s:
+            break
+        batch *= 2
+    best = min(time_runs(conv, runs, warmup=0, device=device)) if probe * runs <= budget_s \
+        else probe
+    return 2 * batch * side * side * c * c * 9 / best / 1e9, batch
+
+
+def peak_probes(sz: dict, device: torch.device) -> dict:
+    """Per precision (fp32, bf16): both probes and the peak = the better one."""
+    out = {}
+    for key, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        mm, n = matmul_gflops(sz["matmul"], dtype, device)
+        cv, batch = conv_gflops(sz["conv_probe"], dtype, device)
+        out[key] = {"matmul_gflops": mm, "matmul_n": n, "conv3x3_gflops": cv,
+                    "conv3x3_input": "{}x{}x{s}x{s}".format(batch, *sz["conv_probe"][1:],
+                                                            s=sz["conv_probe"][2]),
+                    "peak_gflops": max(mm, cv), "set_by": "conv3x3" if cv > mm else "matmul"}
+    return out
 
 
 # ---- paths -----------------------------------------------------------------------------------
@@ -178,7 +244,7 @@ def seg_task(name: str, path: dict, sz: dict, device, phase2: bool = False):
 
     n, h, w = sz["seg"]
     ih, iw = sz["seg_image"]
-    runs = 1 + sz["seg_runs"]
+    runs = sz["seg_warmup"] + max(sz["seg_runs"], sz["plain_runs"])
     sets = [f"model.name={name}", "data.dataset=synthetic",
             f"data.options={{num_images: 4, size: [{ih}, {iw}], num_classes: 11}}",
             f"data.crop_size=[{h}, {w}]", "data.check=false", "data.workers=0",
@@ -196,6 +262,23 @@ def _step_times(task, steps: range) -> list[float]:
         task.train_step(batch, step)
         _sync(task.precision.device)
         out.append(time.perf_counter() - t0)
+    return out
+
+
+def interleaved_step_times(task, starts: list[int], runs: int, warmup: int = 1
+                           ) -> list[list[float]]:
+    """Wall times of ``task.train_step``, one list per entry of ``starts`` (e.g. the first step
+    of SS-GAN phase 1 and of phase 2): round r runs step ``start + r`` of every start, in
+    reversed order every other round (neither kind always follows the other); the first
+    ``warmup`` rounds are not timed. Interleaving exposes the compared steps to the same
+    machine state, so their ratio holds where their absolute times drift."""
+    out = [[] for _ in starts]
+    for r in range(warmup + runs):
+        order = list(enumerate(starts))
+        for j, start in order[::-1] if r % 2 else order:
+            (t,) = _step_times(task, range(start + r, start + r + 1))
+            if r >= warmup:
+                out[j].append(t)
     return out
 
 
@@ -222,15 +305,17 @@ def bench_models(sz: dict, device, peak: dict, tmp: Path) -> dict:
     from densekit.tasks.seg import SegModelConfig, build_generator
 
     folder = _sr_folder(tmp, max(96, 2 * sz["sr_patch"]))
-    rows, data, ssgan, batches = [], {}, {}, {}
+    rows, data, ssgan, batches = [], {}, [], {}
     for name in SR_MODELS + sz["seg_models"]:
         is_sr = name in SR_MODELS
         key = "sr" if is_sr else "seg"
         bs = sz["sr_batch"] if is_sr else sz["seg"][0]
         row = {"model": name}
         _progress(name)
-        # the SS-GAN generator's task also runs phase 2 (G + adversarial network A)
-        adv = {"model": "ssgan"} if name == sz["ssgan_generator"] else None
+        # an SS-GAN generator's task also runs phase 2 (G + adversarial network A), its steps
+        # interleaved with phase 1's
+        adv = {"model": f"ssgan:{name}", "generator": name} \
+            if name in sz["ssgan_generators"] else None
         for label, path in paths(device).items():
             if is_sr:
                 task = sr_task(name, path, sz, folder, device)
@@ -239,16 +324,16 @@ def bench_models(sz: dict, device, peak: dict, tmp: Path) -> dict:
                 x = torch.rand(1, 1, side, side)
             else:
                 task = seg_task(name, path, sz, device, phase2=adv is not None)
-                net, runs = task.G, sz["seg_runs"]
+                net = task.G
+                runs = sz["seg_runs"] if label == "default" else sz["plain_runs"]
                 x = torch.rand(1, 3, *sz["seg_infer"])
             prec = task.precision
-            times = _step_times(task, range(1 + runs))[1:]
-            row[label] = {"precision": prec.mode, "channels_last": prec.channels_last,
-                          "train_ms": 1e3 * min(times)}
+            times = interleaved_step_times(task, [0] if adv is None else [0, task.p1], runs,
+                                           warmup=1 if is_sr else sz["seg_warmup"])
+            row[label] = _train_times(prec, times[0])
             if adv is not None:  # phase 2: A's update, then G's adversarial update
-                p2 = _step_times(task, range(task.p1, task.p1 + 1 + runs))[1:]
-                adv[label] = {"precision": prec.mode, "channels_last": prec.channels_last,
-                              "train_ms": 1e3 * min(p2)}
+                adv[label] = _train_times(prec, times[1])
+                adv[label]["phase2_over_phase1"] = ratio_spread(times[1], times[0])
             base = net
             if adv is not None:  # G after SS-GAN steps vs a freshly built baseline G
                 adv[label]["infer_ms"] = 1e3 * inference_seconds(net, prec, x)
@@ -281,27 +366,41 @@ def bench_models(sz: dict, device, peak: dict, tmp: Path) -> dict:
                 r["infer_input"] = row["infer_input"]
             _ratios(r, peak)
             rows.append(r)
+        if adv is not None:
+            ssgan.append(_ssgan_summary(row, adv))
         if "step_samples_per_s" not in data[key]:
             data[key]["step_samples_per_s"] = bs / (row["default"]["train_ms"] / 1e3)
             data[key]["ratio"] = data[key]["loader_samples_per_s"] / \
                 data[key]["step_samples_per_s"]
     by = {r["model"]: r for r in rows}
-    ss = by["ssgan"]
-    base = by[sz["ssgan_generator"]]
-    ssgan.update({
-        "generator": sz["ssgan_generator"],
+    return {"models": rows, "ssgan": ssgan, "data": data,
+            "peers": bench_peers(sz, device, batches["seg"], by["deeplab_r50"])}
+
+
+def _train_times(prec: Precision, times: list[float]) -> dict:
+    st = spread(times)
+    return {"precision": prec.mode, "channels_last": prec.channels_last, "train_ms": st["ms"],
+            "train_ms_min": st["min_ms"], "train_ms_max": st["max_ms"], "train_runs": st["runs"]}
+
+
+def _ssgan_summary(base: dict, ss: dict) -> dict:
+    """Phase 2 (G + A) vs phase 1 (G alone) of one generator: the median of the ratios of
+    interleaved step pairs with their spread, FLOPs, and G's inference after SS-GAN steps."""
+    d, p = ss["default"]["phase2_over_phase1"], ss["plain"]["phase2_over_phase1"]
+    return {
+        "generator": ss["generator"],
         "phase1_ms": base["default"]["train_ms"], "phase2_ms": ss["default"]["train_ms"],
-        "phase2_over_phase1": ss["default"]["train_ms"] / base["default"]["train_ms"],
-        "phase2_over_phase1_plain": ss["plain"]["train_ms"] / base["plain"]["train_ms"],
+        "phase2_over_phase1": d["median"], "phase2_over_phase1_min": d["min"],
+        "phase2_over_phase1_max": d["max"], "pairs": d["pairs"],
+        "phase2_over_phase1_plain": p["median"], "phase2_over_phase1_plain_min": p["min"],
+        "phase2_over_phase1_plain_max": p["max"], "pairs_plain": p["pairs"],
         "phase1_flops": base["train_flops"], "phase2_flops": ss["train_flops"],
         "flops_ratio": ss["train_flops"] / base["train_flops"],
         "target": 1.3,
         # G after phase-2 steps vs a freshly built phase-1-only G: same module class
         "infer_flops_ssgan_g": ss["infer_flops"], "infer_flops_baseline": base["infer_flops"],
         "infer_ms_ssgan_g": ss["default"]["infer_ms"],
-        "infer_ms_baseline": base["default"]["infer_ms"]})
-    return {"models": rows, "ssgan": ssgan, "data": data,
-            "peers": bench_peers(sz, device, batches["seg"], by["deeplab_r50"])}
+        "infer_ms_baseline": base["default"]["infer_ms"]}
 
 
 def _ratios(row: dict, peak: dict) -> None:
@@ -338,7 +437,7 @@ def bench_peers(sz: dict, device, batch, ours: dict) -> list[dict]:
             loss.backward()
             opt.step()
 
-        ms = 1e3 * min(time_runs(step, sz["seg_runs"], device=device))
+        ms = 1e3 * statistics.median(time_runs(step, sz["plain_runs"], device=device))
         out.append({"model": f"torchvision {name}", "config": "fp32 NCHW, aux loss on",
                     "train_input": "{}x3x{}x{}".format(*sz["seg"]), "train_ms": ms,
                     "train_flops": _counted(step)})
@@ -402,7 +501,7 @@ def bench_compile(sz: dict, device, tmp: Path) -> dict:
             _step_times(task, range(1))
             first = time.perf_counter() - t0
             times = _step_times(task, range(1, 1 + sz["sr_runs"]))
-            res[label] = {"first_step_s": first, "train_ms": 1e3 * min(times)}
+            res[label] = {"first_step_s": first, "train_ms": 1e3 * statistics.median(times)}
         except Exception as e:  # inductor needs a C++ compiler; report what happened
             res[label] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"}
     if "train_ms" in res["eager"] and "train_ms" in res["compiled"]:
@@ -531,9 +630,8 @@ def run_bench(quick: bool = False, device: str = "auto", threads: int = 0,
     torch.set_num_threads(threads or machine_threads())
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    (f32, n32), (b16, n16) = (matmul_gflops(sz["matmul"], dt, dev)
-                              for dt in (torch.float32, torch.bfloat16))
-    peak = {"fp32": f32, "bf16": b16}
+    probes = peak_probes(sz, dev)
+    peak = {k: p["peak_gflops"] for k, p in probes.items()}
     d = paths(dev)["default"]
     res = {"machine": {"device": dev.type, "cpu": platform.processor() or platform.machine(),
                        "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -541,7 +639,7 @@ def run_bench(quick: bool = False, device: str = "auto", threads: int = 0,
                        "default_path": f"{d['precision']} + channels_last"},
            "sizes": {k: v for k, v in sz.items() if not isinstance(v, bool)},
            "sections": list(sections), "quick": quick, "peak_gflops": peak,
-           "matmul_n": {"fp32": n32, "bf16": n16}}
+           "peak_probes": probes}
     with tempfile.TemporaryDirectory(prefix="densekit-bench-") as tmp:
         if "models" in sections:
             res.update(bench_models(sz, dev, peak, Path(tmp)))
@@ -574,13 +672,14 @@ def print_table(res: dict, file=None) -> None:
         print(line, file=out)
 
     m = res["machine"]
-    pk = res["peak_gflops"]
     p(f"machine: {m['device']} {m['cpu']}, {m['threads']} threads, torch {m['torch']}; "
       f"fast bf16 CPU: {'yes' if m['fast_bf16_cpu'] else 'no'}; densekit default path: "
       f"{m['default_path']}")
-    n = res["matmul_n"]
-    p(f"matmul peak (n x n, best of 3): fp32 {pk['fp32']:,.1f} GFLOP/s (n={n['fp32']}), "
-      f"bf16 {pk['bf16']:,.1f} GFLOP/s (n={n['bf16']})")
+    p("peak (the better of an n x n matmul and a channels_last 3x3 conv, best of 3 each): "
+      + ", ".join(f"{k} {q['peak_gflops']:,.1f} GFLOP/s ({q['set_by']}; matmul "
+                  f"{q['matmul_gflops']:,.1f} at n={q['matmul_n']}, conv3x3 "
+                  f"{q['conv3x3_gflops']:,.1f} on {q['conv3x3_input']})"
+                  for k, q in res["peak_probes"].items()))
     if "models" in res:
         _print_models(res, p)
     if "sr" in res:
@@ -608,19 +707,25 @@ def _print_models(res: dict, p) -> None:
     p()
     p("Training step and inference, plain = fp32 NCHW (a typical reference script), "
       "default = densekit default path")
-    p(f"{'model':<12} {'train input':<26} {'GFLOP':>7} {'plain ms':>9} {'default ms':>10} "
-      f"{'speedup':>7} {'%peak':>6} | {'infer input':<20} {'GFLOP':>7} {'plain ms':>9} "
-      f"{'default ms':>10} {'speedup':>7} {'%peak':>6}")
+    p(f"{'model':<18} {'train input':<22} {'GFLOP':>7} {'plain ms':>9} {'default ms':>10} "
+      f"{'spread':>6} {'speedup':>7} {'%peak':>6} | {'infer input':<14} {'GFLOP':>6} "
+      f"{'plain ms':>9} {'default ms':>10} {'speedup':>7} {'%peak':>6}")
     for r in res["models"]:
         pl, df = r["plain"], r["default"]
-        p(f"{r['model']:<12} {r['train_input']:<26} {_g(r['train_flops']):>7} "
-          f"{pl['train_ms']:>9,.0f} {df['train_ms']:>10,.0f} {r['train_speedup']:>6.2f}x "
-          f"{100 * df['train_peak_fraction']:>5.1f}% | {r['infer_input']:<20} "
-          f"{_g(r['infer_flops']):>7} {pl['infer_ms']:>9,.1f} {df['infer_ms']:>10,.1f} "
-          f"{r['infer_speedup']:>6.2f}x {100 * df['infer_peak_fraction']:>5.1f}%")
-    p("(%peak: achieved FLOP/s of the default path / measured matmul peak of its precision; "
-      "FLOPs by FlopCounterMode, training = forward + backward; ssgan = phase-2 step of "
-      f"{res['ssgan']['generator']} G + its adversarial network)")
+        p(f"{r['model']:<18} {r['train_input']:<22} {_g(r['train_flops']):>7} "
+          f"{pl['train_ms']:>9,.0f} {df['train_ms']:>10,.0f} {_spread(df):>6} "
+          f"{r['train_speedup']:>6.2f}x {100 * df['train_peak_fraction']:>5.1f}% | "
+          f"{r['infer_input']:<14} {_g(r['infer_flops']):>6} {pl['infer_ms']:>9,.1f} "
+          f"{df['infer_ms']:>10,.1f} {r['infer_speedup']:>6.2f}x "
+          f"{100 * df['infer_peak_fraction']:>5.1f}%")
+    runs = {r["default"]["train_runs"] for r in res["models"]}
+    p("(train ms: median of {} steps after warm-up steps (SR 1, seg {}), plain path {}; spread: "
+      "(max - min) / median of the default path's steps; %peak: achieved FLOP/s of the "
+      "default path / measured peak of its precision; FLOPs by densekit's FlopCounter "
+      "(torch's FlopCounterMode, grouped-conv backward fixed), training = forward + backward; "
+      "ssgan:G = phase-2 step of G + its adversarial network)".format(
+          "/".join(map(str, sorted(runs))), res["sizes"]["seg_warmup"],
+          "/".join(map(str, sorted({r["plain"]["train_runs"] for r in res["models"]})))))
     p()
     p("Peers (training step, same batch)")
     for r in res["peers"]:
@@ -628,15 +733,22 @@ def _print_models(res: dict, p) -> None:
         p(f"  {r['model']:<38} {r['config']:<42} {r['train_input']:<12} "
           f"{_g(r['train_flops']):>7} GFLOP {r['train_ms']:>9,.0f} ms"
           + (f"  = {rel:.2f}x torchvision deeplabv3_resnet50" if rel else ""))
-    s = res["ssgan"]
-    p()
-    p(f"SS-GAN ({s['generator']}): phase-2 step {s['phase2_ms']:,.0f} ms vs phase-1 "
-      f"{s['phase1_ms']:,.0f} ms = {s['phase2_over_phase1']:.2f}x (target <= "
-      f"{s['target']}x); FLOPs ratio {s['flops_ratio']:.2f}x (A forward on real + fake, "
-      f"A backward, A forward + backward into G: the ratio is bounded by these FLOPs)")
-    p(f"  inference of the G after SS-GAN steps vs a freshly built baseline G: "
-      f"{_g(s['infer_flops_ssgan_g'])} vs {_g(s['infer_flops_baseline'])} GFLOP, "
-      f"{s['infer_ms_ssgan_g']:,.1f} vs {s['infer_ms_baseline']:,.1f} ms")
+    for s in res["ssgan"]:
+        p()
+        p(f"SS-GAN ({s['generator']}): phase-2 / phase-1 step = {s['phase2_over_phase1']:.2f}x "
+          f"(median of {s['pairs']} interleaved pairs, {s['phase2_over_phase1_min']:.2f}-"
+          f"{s['phase2_over_phase1_max']:.2f}; target <= {s['target']}x), "
+          f"{s['phase2_ms']:,.0f} vs {s['phase1_ms']:,.0f} ms; plain path "
+          f"{s['phase2_over_phase1_plain']:.2f}x ({s['phase2_over_phase1_plain_min']:.2f}-"
+          f"{s['phase2_over_phase1_plain_max']:.2f}); FLOPs ratio {s['flops_ratio']:.2f}x (A "
+          f"forward on real + fake, A backward, A forward + backward into G)")
+        p(f"  inference of the G after SS-GAN steps vs a freshly built baseline G: "
+          f"{_g(s['infer_flops_ssgan_g'])} vs {_g(s['infer_flops_baseline'])} GFLOP, "
+          f"{s['infer_ms_ssgan_g']:,.1f} vs {s['infer_ms_baseline']:,.1f} ms")
+
+
+def _spread(r: dict) -> str:
+    return f"{100 * (r['train_ms_max'] - r['train_ms_min']) / r['train_ms']:.0f}%"
 
 
 def _print_sr(rows: list[dict], p) -> None:

@@ -169,30 +169,38 @@ def _inference_args(args) -> dict:
             "flip": args.flip, "scales": tuple(args.scales)}
 
 
-def cmd_seg_eval(args) -> int:
+def _eval_config(args, meta: dict):
+    """The data settings of ``seg eval``: --config, or without it the data set the weights
+    were trained on when that is CamVid (the SegNet layout, DIR/SPLIT + DIR/SPLITannot)."""
     from densekit.config import load_config
+    from densekit.data.seg import CAMVID_CLASSES
+    from densekit.tasks.seg import SegConfig
+
+    sets = args.set or []
+    if args.config is None:
+        if meta.get("dataset") != "camvid" or list(meta["classes"]) != CAMVID_CLASSES:
+            raise DensekitError(f"--config: needed for {meta['path']} (trained on "
+                                f"{meta.get('dataset') or 'an unknown data set'}; without "
+                                "--config only CamVid weights are evaluated)")
+        sets = ["data.dataset=camvid", "data.options={}"] + sets
+    return load_config(SegConfig, args.config, sets)
+
+
+def cmd_seg_eval(args) -> int:
     from densekit.data.seg import build_seg_dataset
-    from densekit.tasks.seg import SegConfig, dataset_kwargs, load_seg_model
-    from densekit.tasks.seg_eval import evaluate_dataset
+    from densekit.tasks.seg import dataset_kwargs, load_seg_model
+    from densekit.tasks.seg_eval import evaluate_weights
 
     inference = _inference_args(args)
-    cfg = load_config(SegConfig, args.config, args.set or [])
-    d = cfg.data
+    model, meta = load_seg_model(args.weights)
+    d = _eval_config(args, meta).data
     split = args.split or d.val_split
     dataset = build_seg_dataset(d.dataset, args.data or d.root, split, **dataset_kwargs(d))
-    model, meta = load_seg_model(args.weights)
-    if list(meta["classes"]) != list(dataset.classes):
-        raise DensekitError(f"{args.weights}: trained for classes {meta['classes']}, the data "
-                            f"set has {dataset.classes}")
     prec = _engine(args)
     model = prec.prepare(model)
-    res = evaluate_dataset(model, dataset, num_classes=len(dataset.classes), device=prec.device,
-                           autocast=prec.autocast, channels_last=prec.channels_last,
-                           resize=meta.get("resize", 1.0), **inference)
-    row = {"dataset": d.dataset, "split": split, "model": meta["model"], "miou": res["miou"],
-           "pixel_acc": res["pixel_acc"], "mean_acc": res["mean_acc"],
-           "iou": dict(zip(dataset.classes, res["iou"])), "images": res["images"],
-           "seconds": res["seconds"]}
+    row = evaluate_weights(model, meta, dataset, dataset_name=d.dataset, split=split,
+                           device=prec.device, autocast=prec.autocast,
+                           channels_last=prec.channels_last, **inference)
     if args.json:
         print(json.dumps(row, indent=1))
         return 0
@@ -290,7 +298,7 @@ def cmd_bench(args) -> int:
 def cmd_demo(args) -> int:
     from densekit.tasks.demo import run_demo
 
-    run_demo(args.output, ("sr", "seg") if args.part == "all" else (args.part,))
+    run_demo(args.output, ("sr", "camvid", "seg") if args.part == "all" else (args.part,))
     return 0
 
 
@@ -356,18 +364,22 @@ def build_parser() -> argparse.ArgumentParser:
     _precision_args(t, train=True)
     t.set_defaults(func=cmd_seg_train)
     e = sgs.add_parser("eval", help="per-class IoU, mIoU, pixel accuracy on a split")
-    e.add_argument("--config", required=True)
+    e.add_argument("--config", help="the data set settings (default for CamVid weights: "
+                                    "CamVid, DIR/SPLIT images and DIR/SPLITannot labels)")
     e.add_argument("--set", action="append", metavar="KEY=VALUE")
-    e.add_argument("--weights", required=True, help="weights.pt or a training checkpoint")
-    e.add_argument("--data", help="data set root (default: the config's data.root)")
-    e.add_argument("--split", help="default: the config's data.val_split")
+    e.add_argument("--weights", help="weights.pt or a training checkpoint (default: the "
+                                     "shipped CamVid model)")
+    e.add_argument("--data", help="data set root (default: the config's data.root; without "
+                                  "--config ../shared/data/camvid)")
+    e.add_argument("--split", help="default: the config's data.val_split (val)")
     e.add_argument("--json", action="store_true")
     _seg_inference_options(e)
     _precision_args(e)
     e.set_defaults(func=cmd_seg_eval)
     pr = sgs.add_parser("predict", help="label PNGs and overlays for your own images")
     pr.add_argument("inputs", nargs="+", metavar="INPUT")
-    pr.add_argument("--weights", required=True)
+    pr.add_argument("--weights", help="weights.pt or a training checkpoint (default: the "
+                                      "shipped CamVid model)")
     pr.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     pr.add_argument("-q", "--quiet", action="store_true")
     _seg_inference_options(pr)
@@ -412,8 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the offline demo (make demo)")
     d.add_argument("-o", "--output", default="demo_out")
-    d.add_argument("--part", default="all", choices=["all", "sr", "seg"],
-                   help="super-resolution, segmentation (SS-GAN) or both")
+    d.add_argument("--part", default="all", choices=["all", "sr", "camvid", "seg"],
+                   help="super-resolution, the shipped CamVid model on street scenes, "
+                        "segmentation (SS-GAN on synthetic scenes), or all three")
     d.set_defaults(func=cmd_demo)
     return p
 

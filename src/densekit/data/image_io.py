@@ -10,6 +10,7 @@ target folder is renamed into place, so no partial output file is ever left behi
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 import time
 import warnings
@@ -51,7 +52,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path, load: bool = True) -> Image.Image:
+    """The opened image, decoded and turned upright (EXIF orientation); with ``load=False``
+    only the header is read (the caller closes the image)."""
     if not path.exists():
         raise ImageError(f"{path}: no such file")
     if path.is_dir():
@@ -65,8 +68,9 @@ def _open(path: Path) -> Image.Image:
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise ImageError(f"{path}: {w}x{h} pixels is larger than the limit of {MAX_PIXELS}")
-            im.load()
-            im = ImageOps.exif_transpose(im)
+            if load:
+                im.load()
+                im = ImageOps.exif_transpose(im)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -76,6 +80,27 @@ def _open(path: Path) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as e:  # truncated / corrupt data
         raise ImageError(f"{path}: cannot decode image ({e})") from None
     return im
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) of an image file as :func:`read_image` returns it (EXIF orientation
+    applied), from the header alone: fast, but a file truncated after its header passes."""
+    path = Path(path)
+    im = _open(path, load=False)
+    try:
+        w, h = im.size
+        exif = im.info.get("exif")  # PNG: only an eXIf chunk before the pixel data
+        if exif:
+            try:
+                orientation = Image.Exif()
+                orientation.load(exif)
+                if orientation.get(0x0112) in (5, 6, 7, 8):  # transposed or rotated 90/270
+                    w, h = h, w
+            except (OSError, SyntaxError, ValueError, TypeError, struct.error):
+                pass  # unreadable EXIF: the stored size
+        return h, w
+    finally:
+        im.close()
 
 
 def read_image(path: str | os.PathLike) -> tuple[torch.Tensor, ImageInfo]:

@@ -19,16 +19,19 @@ last good checkpoint and damps lambda and A's learning rate by ``damping``; logg
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from densekit.config import check, load_config, to_dict
-from densekit.data.seg import (IGNORE_INDEX, _raw_mask, build_seg_dataset, check_dataset,
-                               median_frequency_weights, train_transforms)
+from densekit.data.seg import (IGNORE_INDEX, InMemory, _raw_mask, build_seg_dataset,
+                               check_dataset, enet_weights, median_frequency_weights,
+                               train_transforms)
 from densekit.data.stream import batch_stream, step_generator
 from densekit.engine import distributed
 from densekit.engine.checkpoint import atomic_torch_save
@@ -68,9 +71,12 @@ class SegDataConfig:
     scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
     resize: float = check(1.0, gt=0, max=1, help="train and infer at this fraction of the "
                                                  "resolution (0.5 = half), score at full size")
-    class_weights: str = check("none", choices=["none", "median_frequency"])
+    class_weights: str = check("none", choices=["none", "median_frequency", "enet"],
+                               help="enet: 1 / ln(1.10 + class share of labelled pixels)")
     workers: int = check(1, min=0)
     val_limit: int = check(0, min=0, help="validate on the first N images only (0 = all)")
+    cache: bool = check(False, help="keep the decoded training images in memory (CamVid train: "
+                                    "~250 MB per loader worker)")
     check: bool = check(True, help="check every image/label pair before training starts")
 
     def validate(self):
@@ -269,11 +275,14 @@ class SegTask:
         weights = None
         if d.class_weights == "median_frequency":
             weights = median_frequency_weights(self.train_set, self.num_classes)
+        elif d.class_weights == "enet":
+            weights = enet_weights(self.train_set, self.num_classes)
         self.class_weights = None if weights is None else weights.to(self.precision.device)
         crop = [max(8, round(c)) for c in d.crop_size]
         lo, hi = d.scale_range
         tf = train_transforms(tuple(crop), (lo * d.resize, hi * d.resize))
-        self.data = SegStepBatches(self.train_set, tf, t.batch_size, cfg.engine.seed,
+        source = InMemory(self.train_set) if d.cache else self.train_set
+        self.data = SegStepBatches(source, tf, t.batch_size, cfg.engine.seed,
                                    self.total_steps, distributed.shard_slots(t.batch_size))
         self.collapses = 0
         self.phase1_miou: float | None = None
@@ -438,20 +447,54 @@ def _offset_scheduler(cfg: SchedulerConfig, opt, start: int, length: int, ipe: i
 
 # ---- weights ---------------------------------------------------------------------------------
 SEG_WEIGHTS_FORMAT = "densekit-seg-weights-1"
+# data set -> its packaged weights file in densekit/weights/ (written by scripts/ship_seg_weights.py)
+SHIPPED_SEG_WEIGHTS = {"camvid": "camvid_swiftnet_r18.pt"}
+
+
+def shipped_seg_weights(dataset: str = "camvid") -> Path | None:
+    """The segmentation weights shipped in the package for ``dataset``, if installed."""
+    name = SHIPPED_SEG_WEIGHTS.get(dataset)
+    if name is None:
+        return None
+    path = Path(str(resources.files("densekit") / "weights" / name))
+    return path if path.is_file() else None
 
 
 def save_seg_weights(path: Path, model: nn.Module, cfg: SegConfig, dataset) -> None:
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_torch_save({"format": SEG_WEIGHTS_FORMAT, "model": cfg.model.name,
-                       "options": dict(cfg.model.options), "classes": list(dataset.classes),
-                       "palette": [list(c) for c in dataset.palette],
-                       "resize": cfg.data.resize, "state_dict": state,
-                       "config": to_dict(cfg)}, path)
+    write_seg_weights(path, {"model": cfg.model.name, "options": dict(cfg.model.options),
+                             "classes": list(dataset.classes),
+                             "palette": [list(c) for c in dataset.palette],
+                             "resize": cfg.data.resize, "state_dict": model.state_dict(),
+                             "config": to_dict(cfg)})
+
+
+def write_seg_weights(path: Path, state: dict, *, half: bool = False) -> None:
+    """Write ``state`` (read_seg_weights' fields; ``config`` and ``meta`` when present) as a
+    weights file, atomically. ``half``: floating-point tensors stored as float16 (half the
+    size; :func:`read_seg_weights` gives them back as float32)."""
+    tensors = {}
+    for k, v in state["state_dict"].items():
+        v = v.detach().cpu().contiguous()
+        if half and v.is_floating_point():
+            v = v.half()
+            if not torch.isfinite(v).all():
+                raise DensekitError(f"{path}: {k} does not fit in float16 (values up to "
+                                    f"{state['state_dict'][k].abs().max().item():.3g})")
+        tensors[k] = v
+    out = {"format": SEG_WEIGHTS_FORMAT, "model": state["model"],
+           "options": dict(state["options"]), "classes": list(state["classes"]),
+           "palette": [list(c) for c in state["palette"]], "resize": state.get("resize", 1.0),
+           "state_dict": tensors}
+    for key in ("config", "meta"):
+        if state.get(key):  # plain JSON values: the file must load with weights_only=True
+            out[key] = json.loads(json.dumps(state[key]))
+    atomic_torch_save(out, path)
 
 
 def read_seg_weights(path: str | Path) -> dict:
     """A weights file or training checkpoint as {model, options, classes, palette, resize,
-    state_dict}."""
+    state_dict (float tensors as float32), config, meta ({} when absent), dataset (the data set
+    it was trained on, or None)}."""
     from densekit.engine.checkpoint import load_checkpoint
 
     path = Path(path)
@@ -461,11 +504,17 @@ def read_seg_weights(path: str | Path) -> dict:
         if cfg.get("task") != "seg":
             raise DensekitError(f"{path}: not a segmentation checkpoint")
         task = state["task"]
-        return {"model": cfg["model"]["name"], "options": cfg["model"]["options"],
-                "classes": task["classes"], "palette": task["palette"],
-                "resize": cfg["data"]["resize"], "state_dict": state["modules"]["G"]}
-    if state.get("format") != SEG_WEIGHTS_FORMAT:
+        state = {"model": cfg["model"]["name"], "options": cfg["model"]["options"],
+                 "classes": task["classes"], "palette": task["palette"],
+                 "resize": cfg["data"]["resize"], "state_dict": state["modules"]["G"],
+                 "config": cfg}
+    elif state.get("format") != SEG_WEIGHTS_FORMAT:
         raise DensekitError(f"{path}: not a densekit segmentation weights file")
+    state["state_dict"] = {k: v.float() if v.is_floating_point() else v
+                           for k, v in state["state_dict"].items()}
+    state["meta"] = dict(state.get("meta") or {})
+    state["dataset"] = state["meta"].get("dataset") or \
+        (state.get("config") or {}).get("data", {}).get("dataset")
     return state
 
 
@@ -478,7 +527,17 @@ def load_generator_weights(model: nn.Module, path: str | Path) -> None:
                             f"({str(e).splitlines()[0][:120]})") from None
 
 
-def load_seg_model(path: str | Path) -> tuple[nn.Module, dict]:
+def load_seg_model(path: str | Path | None = None, option: str = "--weights"
+                   ) -> tuple[nn.Module, dict]:
+    """The generator of a weights file or checkpoint (None: the shipped CamVid weights) in
+    eval mode, and read_seg_weights' dict plus ``path``. ``option`` names the setting in the
+    error when nothing is shipped."""
+    if path is None:
+        path = shipped_seg_weights("camvid")
+        if path is None:
+            raise DensekitError(f"{option}: no shipped CamVid segmentation weights in this "
+                                f"installation (densekit/weights/{SHIPPED_SEG_WEIGHTS['camvid']})"
+                                "; pass a weights file from 'densekit seg train'")
     state = read_seg_weights(path)
     model = build_generator(SegModelConfig(name=state["model"], options=state["options"]),
                             len(state["classes"]))
@@ -487,6 +546,7 @@ def load_seg_model(path: str | Path) -> tuple[nn.Module, dict]:
     except RuntimeError as e:
         raise DensekitError(f"{path}: weights do not fit {state['model']} "
                             f"({str(e).splitlines()[0][:120]})") from None
+    state["path"] = Path(path)
     return model.eval(), state
 
 

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from densekit.data.seg import IMAGENET_MEAN, IMAGENET_STD
+from densekit.data.seg import IMAGENET_MEAN, IMAGENET_STD, check_dataset
 from densekit.engine import distributed
+from densekit.errors import DensekitError
 from densekit.metrics.seg import ConfusionMatrix
 
 
@@ -115,3 +116,31 @@ def evaluate_dataset(model: nn.Module, dataset, *, num_classes: int, device="cpu
     res["images"] = n
     res["seconds"] = time.perf_counter() - t0
     return res
+
+
+def check_pairs(dataset) -> None:
+    """Refuse a data set whose images and labels do not pair up (a missing or extra label
+    file, a label of another size than its image) in one line naming the first such file.
+    Reads file names and image headers only: seconds for thousands of files."""
+    problems = check_dataset(dataset, decode=False)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s); 'densekit data check' lists them)" \
+            if len(problems) > 1 else ""
+        raise DensekitError(problems[0] + more)
+
+
+def evaluate_weights(model: nn.Module, meta: dict, dataset, *, dataset_name: str, split: str,
+                     **kwargs) -> dict:
+    """``densekit seg eval``'s result row for ``model`` and ``meta`` (from ``load_seg_model``)
+    on ``dataset``: the classes and the image/label pairing are checked first, then
+    :func:`evaluate_dataset` (``kwargs``) at the weights' ``resize``."""
+    if list(meta["classes"]) != list(dataset.classes):
+        raise DensekitError(f"{meta['path']}: trained for classes {meta['classes']}, the data "
+                            f"set has {dataset.classes}")
+    check_pairs(dataset)
+    res = evaluate_dataset(model, dataset, num_classes=len(dataset.classes),
+                           resize=meta.get("resize", 1.0), **kwargs)
+    return {"dataset": dataset_name, "split": split, "model": meta["model"],
+            "weights": str(meta["path"]), "miou": res["miou"], "pixel_acc": res["pixel_acc"],
+            "mean_acc": res["mean_acc"], "iou": dict(zip(dataset.classes, res["iou"])),
+            "images": res["images"], "seconds": res["seconds"]}

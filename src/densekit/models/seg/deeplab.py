@@ -10,7 +10,10 @@ Composed from torchvision pieces:
   (rates 12, 24, 36 at output stride 8; 6, 12, 18 at 16), the image-pooling branch (global
   average pool -> 1x1 conv -> BN/ReLU -> upsample: the paper's "enhanced ASPP") and the 1x1 256
   projection (+ BN, ReLU, dropout 0.5) - then a 1x1 256 conv + BN + ReLU (Table 1 stage 6; note
-  torchvision's ``DeepLabHead`` uses 3x3 here) and a 1x1 conv to ``num_classes``.
+  torchvision's ``DeepLabHead`` uses 3x3 here) and a 1x1 conv to ``num_classes``. The atrous
+  branches' convolutions are :class:`~densekit.models.seg.convs.AtrousConv2d`: the same
+  parameters and function, without the taps that only read padding on small feature maps;
+  the pooling branch averages with :class:`~densekit.models.seg.convs.GlobalAvgPool2d`.
 * bilinear interpolation (``align_corners=False``) of the logits to the input size, as
   torchvision does. Any ``H, W >= 1`` works (feature maps have ``ceil(H / 8)`` rows).
 
@@ -31,6 +34,7 @@ from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from densekit.errors import ConfigError
 from densekit.models.seg.common import check_num_classes, load_pretrained_state, load_state_into
+from densekit.models.seg.convs import AtrousConv2d, GlobalAvgPool2d
 
 __all__ = ["DeepLabR50", "deeplab_r50", "DEEPLAB_OPTIONS", "RESNET_STEM"]
 
@@ -83,6 +87,16 @@ class DeepLabR50(nn.Module):
             nn.ReLU(),
             nn.Conv2d(256, self.num_classes, 1),
         )
+        # the atrous 3x3 branches skip the taps that only read padding (same function)
+        for branch in self.classifier[0].convs[1:4]:
+            conv = branch[0]
+            atrous = nn.utils.skip_init(AtrousConv2d, conv.in_channels, conv.out_channels,
+                                        conv.kernel_size, padding=conv.padding,
+                                        dilation=conv.dilation, bias=False)  # no RNG draws
+            atrous.load_state_dict(conv.state_dict())
+            branch[0] = atrous
+        # the image-pooling branch: its input gradient in the features' layout
+        self.classifier[0].convs[4][0] = GlobalAvgPool2d()
 
     def forward(self, x: Tensor) -> Tensor:
         size = x.shape[-2:]

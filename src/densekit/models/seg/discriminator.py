@@ -12,7 +12,8 @@ Structure (choices the paper leaves open are marked *):
   backbone family, both ending at stride 4:
   - "vgg": conv1_1, conv1_2, pool1, conv2_1, conv2_2, pool2 of VGG16 (torchvision layout
     ``features.0`` .. ``features.9``, ReLUs included, pools with ``ceil_mode=True``) -> 128 ch;
-  - "resnet": ResNet50's stem (conv1 7x7/2, bn1, relu, maxpool 3x3/2) + layer1 -> 256 ch.
+  - "resnet": ResNet50's stem (conv1 7x7/2, bn1, relu, maxpool 3x3/2) + layer1 -> 256 ch;
+  - "resnet18": ResNet-18's stem + layer1 -> 64 ch (for the SwiftNet-R18 generator).
   Initialised from scratch, from ImageNet weights (``pretrained``) or from a built generator
   (:meth:`SegDiscriminator.load_image_branch_from`); trainable unless ``freeze_image_branch``.
 * label branch ("second kind", a shallow small net on the probability map)*: two 3x3 convs with
@@ -39,7 +40,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
-from torchvision.models import ResNet50_Weights, VGG16_Weights
+from torchvision.models import ResNet18_Weights, ResNet50_Weights, VGG16_Weights
 from torchvision.models.vgg import make_layers
 
 from densekit.errors import ConfigError
@@ -48,7 +49,10 @@ from densekit.models.seg.common import check_num_classes, load_pretrained_state,
 
 __all__ = ["SegDiscriminator", "build_discriminator", "DISCRIMINATOR_OPTIONS", "FAMILIES"]
 
-FAMILIES = ("vgg", "resnet")
+FAMILIES = ("vgg", "resnet", "resnet18")
+# resnet families: torchvision builder, ImageNet weights enum, image-branch channels
+_RESNETS = {"resnet": (torchvision.models.resnet50, ResNet50_Weights, 256),
+            "resnet18": (torchvision.models.resnet18, ResNet18_Weights, 64)}
 _VGG_STEM_CFG = [64, 64, "M", 128, 128, "M"]  # torchvision vgg16 features.0 .. features.9
 _RESNET_BRANCH = RESNET_STEM + ("layer1",)
 
@@ -64,16 +68,18 @@ def _vgg_image_branch() -> tuple[nn.Sequential, int]:
     return branch, 128
 
 
-def _resnet_image_branch() -> tuple[nn.Sequential, int]:
-    resnet = torchvision.models.resnet50()
-    return nn.Sequential(OrderedDict((n, getattr(resnet, n)) for n in _RESNET_BRANCH)), 256
+def _resnet_image_branch(family: str) -> tuple[nn.Sequential, int]:
+    build, _, channels = _RESNETS[family]
+    resnet = build()
+    return nn.Sequential(OrderedDict((n, getattr(resnet, n)) for n in _RESNET_BRANCH)), channels
 
 
 class SegDiscriminator(nn.Module):
     """SS-GAN adversarial network A.
 
     Args:
-        family: "vgg" or "resnet" - the generator's backbone family; picks the image branch.
+        family: "vgg", "resnet" or "resnet18" - the generator's backbone family; picks the
+            image branch.
         num_classes: channels C of the probability map.
         width: channels of the first fusion conv (Table 2: 64); the next ones are 2x, 4x, 8x.
         label_width: channels of both label-branch convs.
@@ -114,7 +120,7 @@ class SegDiscriminator(nn.Module):
         if family == "vgg":
             self.image_branch, img_ch = _vgg_image_branch()
         else:
-            self.image_branch, img_ch = _resnet_image_branch()
+            self.image_branch, img_ch = _resnet_image_branch(family)
 
         def conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
             layer = nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
@@ -156,9 +162,9 @@ class SegDiscriminator(nn.Module):
                                            VGG16_Weights.IMAGENET1K_V1)
             arch = "vgg16"
         else:
-            loaded = load_pretrained_state(owner, pretrained, ResNet50_Weights,
-                                           ResNet50_Weights.IMAGENET1K_V1)
-            arch = "resnet50"
+            build, weights, _ = _RESNETS[self.family]
+            loaded = load_pretrained_state(owner, pretrained, weights, weights.IMAGENET1K_V1)
+            arch = build.__name__
         if loaded is not None:
             state, source = loaded
             prefix = "features." if self.family == "vgg" else ""
@@ -166,8 +172,9 @@ class SegDiscriminator(nn.Module):
                             arch)
 
     def load_image_branch_from(self, generator: nn.Module) -> None:
-        """Copy the image branch from a built generator of the same family (FCN8s ``features``
-        or DeepLabR50 ``backbone``), e.g. after phase 1 or right after loading ImageNet weights."""
+        """Copy the image branch from a built generator of the same family (FCN8s ``features``,
+        DeepLabR50 or SwiftNetR18 ``backbone``), e.g. after phase 1 or right after loading
+        ImageNet weights."""
         family = getattr(generator, "family", None)
         if family != self.family:
             raise ConfigError(f"train.adversarial.d_options: generator family {family!r} does "

@@ -53,8 +53,9 @@ from torchvision.models import VGG16_Weights
 
 from densekit.errors import ConfigError
 from densekit.models.seg.common import check_num_classes, load_pretrained_state, load_state_into
+from densekit.models.seg.convs import PatchConv2d
 
-__all__ = ["FCN8s", "fcn8s_vgg16", "FCN8S_OPTIONS", "bilinear_kernel"]
+__all__ = ["FCN8s", "fcn8s_vgg16", "FCN8S_OPTIONS", "bilinear_kernel", "PatchConv2d"]
 
 # indices of the max-pools in torchvision's vgg16().features (cfg "D")
 VGG16_POOLS = (4, 9, 16, 23, 30)
@@ -112,10 +113,12 @@ class FCN8s(nn.Module):
         # fc6 pads explicitly in forward (same result as padding=3): oneDNN's weight gradient of
         # a padded conv whose input is smaller than its kernel (pool5 below 7x7, e.g. 6x8 for
         # 180x240 crops) is ~25x slower than for the pre-padded input
-        self.fc6 = nn.Conv2d(c512, c4096, 7)
+        # fc6 / fc7 run as matrix products (PatchConv2d): as convolutions on pool5's few pixels,
+        # oneDNN's backward made the training step 1.9x as long
+        self.fc6 = PatchConv2d(c512, c4096, 7)
         self.relu6 = nn.ReLU(inplace=True)
         self.drop6 = nn.Dropout(dropout)
-        self.fc7 = nn.Conv2d(c4096, c4096, 1)
+        self.fc7 = PatchConv2d(c4096, c4096, 1)
         self.relu7 = nn.ReLU(inplace=True)
         self.drop7 = nn.Dropout(dropout)
         with torch.no_grad():

@@ -1,0 +1,41 @@
+#!/usr/bin/env python
+"""The learning curve of a segmentation run: val mIoU against steps, epochs and training time.
+
+Usage: .venv/bin/python scripts/seg_curve.py RUN [--batch 8] [--iters-per-epoch 46]
+RUN is a `densekit seg train` folder. Training time is the busy time the trainer logged (each
+window's samples / samples_per_s: data + step, validation and checkpoints excluded), summed up
+to each validation, so a run that was stopped and resumed counts only the time it trained.
+"""
+
+import argparse
+from pathlib import Path
+
+import run_logs
+
+
+def curve(rows: list[dict], batch: int) -> list[dict]:
+    out, hours, last_step = [], 0.0, 0
+    for r in rows:
+        if r["split"] == "train" and r.get("samples_per_s"):
+            hours += (r["step"] - last_step) * batch / r["samples_per_s"] / 3600
+            last_step = r["step"]
+        elif r["split"] == "val":
+            out.append({"step": r["step"], "hours": hours, "miou": r["miou"],
+                        "pixel_acc": r["pixel_acc"]})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--iters-per-epoch", type=int, default=46)
+    a = ap.parse_args()
+    print("| step | epoch | training hours | val mIoU % | pixel acc % |\n|---|---|---|---|---|")
+    for p in curve(run_logs.read_rows(a.run), a.batch):
+        print(f"| {p['step']:,} | {p['step'] / a.iters_per_epoch:.0f} | {p['hours']:.2f} | "
+              f"{100 * p['miou']:.2f} | {100 * p['pixel_acc']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
