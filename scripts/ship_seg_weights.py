@@ -175,20 +175,18 @@ def ship(args) -> dict:
     kwargs = dict(dataset_name=state["dataset"], split=split, device=prec.device,
                   autocast=prec.autocast, channels_last=prec.channels_last,
                   limit=args.limit or None)
-    row = evaluate_weights(build_model(state, state["state_dict"], prec), state, dataset,
-                           **kwargs)
+    model = build_model(state, state["state_dict"], prec)
+    row = evaluate_weights(model, state, dataset, **kwargs)
     print_row(f"float32 weights on {state['dataset']} {split}", row)
-    stored = state["state_dict"]
-    if args.half:
-        stored = half_state(stored)
-        row16 = evaluate_weights(build_model(state, stored, prec), state, dataset, **kwargs)
+    if args.half:  # the weights as the file stores them: scored, then timed
+        model = build_model(state, half_state(state["state_dict"]), prec)
+        row16 = evaluate_weights(model, state, dataset, **kwargs)
         print_row(f"float16 weights on {state['dataset']} {split}", row16)
         moved = 100 * abs(row16["miou"] - row["miou"])
         if not moved <= args.tolerance:
             raise DensekitError(f"--half: float16 weights move the mIoU by {moved:.2f} points "
                                 f"(more than --tolerance {args.tolerance}); nothing written")
         row = row16
-    model = build_model(state, stored, prec)
     size = tuple(args.size)
     ms = ms_per_image(model, state, prec, size, args.runs)
     speed = {"ms_per_image": ms, "size": list(size), "precision": prec.mode,
