@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CamVid SS-GAN experiments of docs/results-seg.md, with the project's own commands.
+# The CamVid SS-GAN experiments of docs/results/results-seg.md, with the project's own commands.
 # For each generator and seed: phase 1 (G alone), then from its weights
 #   ssgan:   phase 2, adversarial (the paper's settings);
 #   control: phase 2 with lambda = 0 (the same steps, G optimizer, schedule and data without the
@@ -36,14 +36,17 @@ run() {  # run OUT_DIR ARGS...: train into OUT_DIR unless it is finished
 
 for g in "${@:-fcn8s_vgg16 deeplab_r50}"; do
   for gen in $g; do
-    cfg=configs/seg/${gen}_${PROFILE}.yaml
+    # a generator's own profile file, else the profile itself (written for the default FCN-8s)
+    cfg=(--config "configs/seg/${gen}_${PROFILE}.yaml")
+    [ -f "configs/seg/${gen}_${PROFILE}.yaml" ] ||
+      cfg=(--config "configs/seg/${PROFILE}.yaml" --set model.name="$gen")
     for s in $SEEDS; do
       base="$OUT/${gen}_s$s"
       p1=${PHASE1:-$base/phase1/weights.pt}
       if [ -z "${PHASE1:-}" ]; then
-        run "$base/phase1" --config "$cfg" --set engine.seed="$s" --set train.phase2_epochs=0
+        run "$base/phase1" "${cfg[@]}" --set engine.seed="$s" --set train.phase2_epochs=0
       fi
-      p2=(--config "$cfg" --set engine.seed="$s" --set train.phase1_epochs=0
+      p2=("${cfg[@]}" --set engine.seed="$s" --set train.phase1_epochs=0
           --set train.init_from="$p1")
       run "$base/ssgan" "${p2[@]}"
       run "$base/control" "${p2[@]}" --set train.adversarial.lam=0 \

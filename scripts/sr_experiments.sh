@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every SR training run behind the README tables, with the project's own commands.
+# Every SR training run behind the tables of docs/results/results-sr.md, with the project's own
+# commands.
 # Idempotent: a finished run (weights.pt present) is skipped, an interrupted one resumes.
 # Usage: scripts/sr_experiments.sh [ship|same_budget|baselines|ablation|x3|centered] ...
 # (default: all)
@@ -25,7 +26,7 @@ run() {  # run OUT_DIR ARGS...: train into OUT_DIR unless it is finished or clai
 
 ship() {  # the shipped HDCN weights: x2 and x4 on the 25,000-step schedule followed by the
   # 30,000-step restarted-lr stage from its weights, x3 on the 4,000-step schedule (the
-  # same-budget rows of the README table are the 4,000-step runs: same_budget)
+  # same-budget rows of the results table are the 4,000-step runs: same_budget)
   for s in 2 4; do
     run runs/sr_long/hdcn_x$s --config configs/sr/hdcn_long.yaml --set model.scale=$s
     if [ ! -f runs/sr_long/hdcn_x$s/weights.pt ]; then echo "wait: runs/sr_ft/hdcn_x$s needs"\
@@ -36,7 +37,7 @@ ship() {  # the shipped HDCN weights: x2 and x4 on the 25,000-step schedule foll
   run runs/sr_cpu/hdcn_kaiming_x3 --config configs/sr/hdcn_cpu_kaiming.yaml --set model.scale=3
 }
 
-same_budget() {  # HDCN on the baselines' 4,000-step budget (the README's same-budget rows)
+same_budget() {  # HDCN on the baselines' 4,000-step budget (the results table's same-budget rows)
   for s in 2 4 3; do
     run runs/sr_cpu/hdcn_kaiming_x$s --config configs/sr/hdcn_cpu_kaiming.yaml --set model.scale=$s
   done
@@ -67,10 +68,10 @@ ablation() {  # paper Fig. 5 and Table 1 at x2: every switch on the same 1,200-s
     run runs/sr_abl/skips_$k "${base[@]}" --set model.options.skips=$k
   done
   run runs/sr_abl/residual "${base[@]}" --set model.options.residual=true
-  run runs/sr_abl/paper_init --config configs/sr/hdcn_cpu.yaml "${val[@]}"
+  run runs/sr_abl/paper_init --config configs/sr/cpu.yaml "${val[@]}"
 }
 
-x3() {  # upsampler choice at x3 (README table): the shipped x3 run's first 1,200 steps
+x3() {  # upsampler choice at x3 (results table): the shipped x3 run's first 1,200 steps
   for u in bicubic pixelshuffle; do
     run runs/sr_cpu/x3_up_${u}_1200 --config configs/sr/hdcn_cpu_kaiming.yaml \
       --set model.scale=3 --set model.options.upsampler=$u --set train.epochs=3
@@ -78,7 +79,7 @@ x3() {  # upsampler choice at x3 (README table): the shipped x3 run's first 1,20
 }
 
 centered() {  # the paper's k3 deconv vs the centred k4 one (upsampler=deconv_centered) at x2, on
-  # the ablation's 1,200-step budget, seeds 0 and 1 each (AMX, bf16: the README table)
+  # the ablation's 1,200-step budget, seeds 0 and 1 each (AMX, bf16: the results table)
   local base=(--config configs/sr/hdcn_cpu_kaiming.yaml --set model.scale=2 --set train.epochs=3
     --set "data.val=[../shared/data/sr/Set5, ../shared/data/sr/Set14]")
   for seed in 0 1; do

@@ -4,7 +4,7 @@
 Usage: .venv/bin/python scripts/sr_table.py RUN_DIR... [--data DIR ...] [--self-ensemble]
 Each RUN_DIR must hold weights.pt (from `densekit sr train`); a weights file (e.g. the shipped
 src/densekit/weights/hdcn_x2.pt) also works. Published numbers come from
-shared/docs/protocols.md (densekit.metrics.published, for the side-by-side columns).
+docs/protocols.md 1.5 (densekit.metrics.published, for the side-by-side columns).
 """
 
 import argparse

@@ -2,11 +2,9 @@
 
 import json
 
-import pytest
-
 from densekit.cli.main import main
 
-from conftest import shared_data, tiny_camvid, tiny_sr_config
+from helpers import camvid_folder, set_args, shared_data, tiny_sr_config
 
 
 def test_eval_json_on_two_folders(sr_folder, tmp_path, capsys):
@@ -39,16 +37,10 @@ def test_eval_self_ensemble_changes_hdcn_but_not_bicubic(sr_folder, capsys):
     assert abs(be["psnr"] - b["psnr"]) < 1e-3
 
 
-@pytest.mark.skipif(shared_data() is None, reason="../shared/data not present")
-def test_eval_bicubic_set5_matches_published():
-    import io
-    from contextlib import redirect_stdout
-
-    buf = io.StringIO()
-    with redirect_stdout(buf):
-        assert main(["sr", "eval", "--model", "bicubic", "--scale", "2", "--json", "--data",
-                     str(shared_data() / "sr" / "Set5")]) == 0
-    (row,) = json.loads(buf.getvalue())
+def test_eval_bicubic_set5_matches_published(capsys):
+    assert main(["sr", "eval", "--model", "bicubic", "--scale", "2", "--json", "--data",
+                 str(shared_data("sr", "Set5"))]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
     assert abs(row["psnr"] - 33.66) < 0.05 and abs(row["ssim"] - 0.9299) < 0.001
 
 
@@ -67,7 +59,7 @@ def test_train_cli_config_errors_are_one_line(tmp_path, sr_folder, capsys):
     err = capsys.readouterr().err
     assert "c.yaml: train.epocs: unknown key" in err and err.count("\n") == 1
     sets = tiny_sr_config(sr_folder, tmp_path / "r")
-    args = ["sr", "train"] + [x for s in sets for x in ("--set", s)]
+    args = ["sr", "train"] + set_args(sets)
     assert main(args + ["--set", "data.train=[/no/such/dir]"]) == 2
     assert "data.train: /no/such/dir is not a folder" in capsys.readouterr().err
     assert main(args + ["--set", "model.options={bogus: 1}"]) == 2
@@ -76,7 +68,7 @@ def test_train_cli_config_errors_are_one_line(tmp_path, sr_folder, capsys):
 
 def test_train_then_eval_a_checkpoint(tmp_path, sr_folder, capsys):
     sets = tiny_sr_config(sr_folder, tmp_path / "r")
-    assert main(["sr", "train"] + [x for s in sets for x in ("--set", s)]) == 0
+    assert main(["sr", "train"] + set_args(sets)) == 0
     capsys.readouterr()
     for w in (tmp_path / "r" / "weights.pt", tmp_path / "r" / "checkpoints" / "step_00000006.pt"):
         assert main(["sr", "eval", "--model", "hdcn", "--scale", "2", "--data", str(sr_folder),
@@ -101,10 +93,58 @@ def test_data_check_reports_problems_with_file_names(tmp_path, sr_folder, capsys
     (sr_folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     assert main(["data", "check", "--task", "sr", "--data", str(sr_folder)]) == 1
     assert "broken.png" in capsys.readouterr().out
-    root = tiny_camvid(tmp_path / "camvid")
-    Image.fromarray(np.full((6, 8), 40, np.uint8)).save(root / "valannot" / "a.png")
-    Image.new("RGB", (8, 6)).save(root / "train" / "nolabel.png")
+    root = camvid_folder(tmp_path / "camvid")
+    Image.fromarray(np.full((24, 32), 40, np.uint8)).save(root / "valannot" / "s0.png")
+    Image.new("RGB", (32, 24)).save(root / "train" / "nolabel.png")
     assert main(["data", "check", "--task", "seg", "--dataset", "camvid", "--data",
                  str(root)]) == 1
     out = capsys.readouterr().out
-    assert "nolabel.png" in out and "valannot/a.png" in out and "2 problem(s)" in out
+    assert "nolabel.png" in out and "valannot/s0.png" in out and "2 problem(s)" in out
+
+
+def _arguments_without_help(parser, path=("densekit",)):
+    """(command path, argument) of every argparse action under ``parser`` (subcommands
+    included) whose help text is empty; -h/--help is argparse's own and skipped."""
+    import argparse
+
+    missing, seen = [], []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not helps.get(name):
+                    missing.append((" ".join(path), name))
+                more, visited = _arguments_without_help(sub, (*path, name))
+                missing += more
+                seen += visited
+            continue
+        name = "/".join(action.option_strings) or action.metavar or action.dest
+        seen.append((" ".join(path), name))
+        if not (action.help or "").strip():
+            missing.append((" ".join(path), name))
+    return missing, seen
+
+
+def test_every_cli_argument_has_help():
+    from densekit.cli.main import build_parser
+
+    missing, seen = _arguments_without_help(build_parser())
+    assert not missing, f"arguments without help text: {missing}"
+    # the walk reaches nested subcommands and positional arguments
+    assert ("densekit sr upscale", "INPUT") in seen
+    assert ("densekit seg predict", "--weights") in seen
+
+
+def test_help_walk_reports_missing_help():
+    import argparse
+
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers()
+    a = sub.add_parser("a", help="has help")
+    a.add_argument("path")
+    a.add_argument("--ok", help="fine")
+    sub.add_parser("b")  # a subcommand without help
+    missing, _ = _arguments_without_help(p, ("prog",))
+    assert sorted(missing) == [("prog", "b"), ("prog a", "path")]

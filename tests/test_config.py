@@ -1,8 +1,12 @@
+from pathlib import Path
+
 import pytest
 
 from densekit.config import apply_overrides, load_config
 from densekit.errors import ConfigError
 from densekit.tasks.sr import SRConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def write(tmp_path, text, name="c.yaml"):
@@ -39,9 +43,7 @@ def test_base_config_is_merged(tmp_path):
 
 
 def test_shipped_configs_are_valid():
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1] / "configs" / "sr"
+    root = CONFIGS / "sr"
     files = sorted(p for p in root.glob("*.yaml"))
     assert files
     for f in files:
@@ -92,11 +94,9 @@ def test_partial_section_override_keeps_the_section_defaults():
 
 
 def test_shipped_seg_configs_are_valid():
-    from pathlib import Path
-
     from densekit.tasks.seg import SegConfig
 
-    root = Path(__file__).resolve().parents[1] / "configs" / "seg"
+    root = CONFIGS / "seg"
     files = sorted(root.glob("*.yaml"))
     assert len(files) >= 10
     names = set()
@@ -151,3 +151,83 @@ def test_impossible_values_are_one_line_errors_naming_the_key(task, override, me
     with pytest.raises(ConfigError) as e:
         load_config(cls, None, [override] + extra)
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def _config_files():
+    return sorted(CONFIGS.glob("*/*.yaml"))
+
+
+def test_no_shipped_config_restates_its_base():
+    """Every config file changes something over its base (or, without a base, over the
+    defaults): a file that resolves to the same config as its base is a duplicate name."""
+    from densekit.config import load_task_config, read_yaml, to_dict
+    from densekit.tasks.seg import SegConfig
+
+    schemas = {"sr": SRConfig, "seg": SegConfig}
+    for f in _config_files():
+        base = read_yaml(f).get("base")
+        cfg = load_task_config(schemas, f)
+        ref = load_task_config(schemas, f.parent / base if base else None, task=cfg.task)
+        assert to_dict(cfg) != to_dict(ref), f"{f.name} resolves to the same config as " + (
+            base or "the defaults")
+
+
+@pytest.mark.parametrize("path", _config_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_config_show_prints_the_resolved_config_as_a_config_file(path, tmp_path, capsys):
+    from densekit.cli.main import main
+    from densekit.config import load_task_config, to_dict
+    from densekit.tasks.seg import SegConfig
+
+    schemas = {"sr": SRConfig, "seg": SegConfig}
+    assert main(["config", "show", "--config", str(path), "--set", "train.batch_size=3"]) == 0
+    shown = write(tmp_path, capsys.readouterr().out, "shown.yaml")
+    assert "base:" not in shown.read_text()
+    expected = to_dict(load_task_config(schemas, path, ["train.batch_size=3"]))
+    assert to_dict(load_task_config(schemas, shown)) == expected  # nothing lost or added
+    assert expected["train"]["batch_size"] == 3
+
+
+def test_config_show_merges_bases_and_overrides(capsys):
+    import yaml
+
+    from densekit.cli.main import main
+
+    assert main(["config", "show", "--config", str(CONFIGS / "sr" / "hdcn_long.yaml"), "--set",
+                 "model.scale=4", "--set", "engine.seed=7"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["task"] == "sr" and cfg["train"]["epochs"] == 25  # hdcn_long.yaml
+    assert cfg["model"]["options"] == {"init": "kaiming"} and cfg["train"]["l2"] == 0  # its base
+    assert cfg["data"]["patch_size"] == 48  # cpu.yaml, the base's base
+    assert cfg["train"]["optimizer"]["betas"] == [0.9, 0.9999]  # paper.yaml
+    assert cfg["engine"]["keep_ckpts"] == 3  # a default no file sets
+    assert (cfg["model"]["scale"], cfg["engine"]["seed"]) == (4, 7)  # --set
+    assert main(["config", "show", "--task", "seg"]) == 0  # the defaults
+    assert yaml.safe_load(capsys.readouterr().out)["model"]["name"] == "fcn8s_vgg16"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config", "configs/sr/cpu.yaml", "--set", "train.epoch=3"],
+     "configs/sr/cpu.yaml: train.epoch: unknown key (known: epochs, "),
+    (["--config", "configs/seg/camvid.yaml", "--set", "data.resize=2"],
+     "configs/seg/camvid.yaml: data.resize: must be <= 1, got 2"),
+    (["--config", "configs/sr/cpu.yaml", "--set", "novalue"], "--set novalue: expected key=value"),
+    (["--config", "configs/sr/cpu.yaml", "--task", "seg"],
+     "configs/sr/cpu.yaml: task: must be one of ['seg'], got 'sr'"),
+    (["--config", "configs/sr/no_such.yaml"], "configs/sr/no_such.yaml: config file not found"),
+    ([], "task: required (one of ['sr', 'seg'])"),
+])
+def test_config_show_mistakes_are_one_line_errors(args, message, capsys, monkeypatch):
+    from densekit.cli.main import main
+
+    monkeypatch.chdir(CONFIGS.parent)
+    assert main(["config", "show", *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"densekit: error: {message}") and err.count("\n") == 1
+
+
+def test_command_line_quotes_what_the_shell_would_split():
+    from densekit.config import command_line
+
+    assert command_line("densekit sr train", None, []) == "densekit sr train"
+    assert (command_line("densekit seg train", "my configs/a.yaml", ["train.lr=1e-3", "x=a b"])
+            == "densekit seg train --config 'my configs/a.yaml' --set train.lr=1e-3 --set 'x=a b'")

@@ -1,22 +1,22 @@
 """The embedded demo runs offline end to end (with stand-in weights in place of shipped ones)."""
 
-import torch
+import pytest
 from PIL import Image
 
-from densekit.models.sr import build_sr_model
 from densekit.tasks import demo, sr
-from densekit.tasks.sr import SRModelConfig, save_weights
+
+from helpers import sr_weights
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_demo_writes_table_and_comparisons(tmp_path, monkeypatch, capsys):
     paths = {}
     for s in (2, 4):
-        m = build_sr_model("hdcn", s, features=8, init="kaiming")
         paths[s] = tmp_path / f"hdcn_x{s}.pt"
-        save_weights(paths[s], m, SRModelConfig(name="hdcn", scale=s, options={"features": 8}))
+        sr_weights(paths[s], "hdcn", s, features=8, init="kaiming")
     monkeypatch.setattr(sr, "shipped_weights", lambda name, scale: paths.get(scale))
     monkeypatch.setattr(demo, "DEMO_IMAGES", ("chelsea", "camera"))
-    torch.set_num_threads(1)
     demo.run_demo(tmp_path / "out")
     out = capsys.readouterr().out
     for name in ("chelsea", "camera"):
@@ -28,7 +28,6 @@ def test_demo_writes_table_and_comparisons(tmp_path, monkeypatch, capsys):
 
 
 def test_seg_demo_trains_both_phases_and_writes_pictures(tmp_path, capsys):
-    torch.set_num_threads(1)
     short = ["train.iters_per_epoch=3", "train.val_every_epochs=1"]
     miou = demo.run_seg_demo(tmp_path / "seg", scenes=2, phases={
         "phase1": ["train.phase1_epochs=1", "train.phase2_epochs=0"] + short,
@@ -49,13 +48,12 @@ def test_camvid_demo_scores_the_shipped_model_on_the_embedded_scenes(tmp_path, m
     from densekit.tasks import seg
     from densekit.tasks.seg_eval import evaluate_dataset
 
-    torch.set_num_threads(1)
     root = demo.camvid_demo_root()
     data = CamVid(root, "val")  # three 360x480 scenes with clean labels, small in the package
     assert len(data) == 3 and check_dataset(data) == []
     assert all(Image.open(p).size == (480, 360) for p, _ in data.files)
     assert sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) < 500_000
-    monkeypatch.setattr(seg, "shipped_seg_weights", lambda dataset="camvid": camvid_weights)
+    monkeypatch.setattr(seg.weights, "shipped_seg_weights", lambda dataset="camvid": camvid_weights)
     res = demo.run_camvid_demo(tmp_path / "camvid")
     out = capsys.readouterr().out
     for p, _ in data.files:
@@ -76,7 +74,7 @@ def test_demo_without_shipped_camvid_weights(tmp_path, monkeypatch, capsys):
     from densekit.cli.main import main
     from densekit.tasks import seg
 
-    monkeypatch.setattr(seg, "shipped_seg_weights", lambda dataset="camvid": None)
+    monkeypatch.setattr(seg.weights, "shipped_seg_weights", lambda dataset="camvid": None)
     monkeypatch.setattr(demo, "run_seg_demo", lambda out_dir: {})
     demo.run_demo(tmp_path / "all", ("camvid", "seg"))  # the whole demo goes on without it
     assert "CamVid demo skipped: this installation has no shipped CamVid weights" in \

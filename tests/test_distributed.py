@@ -7,7 +7,6 @@ the global batch's (that is what engine.sync_bn is for, on GPUs), so the SS-GAN 
 needs a generator without it.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -18,7 +17,8 @@ from torch import nn
 
 from densekit.engine.checkpoint import list_checkpoints, load_checkpoint
 
-from conftest import tiny_sr_config
+from helpers import (assert_same_state, load_state, metrics_rows, set_args, tiny_seg_config,
+                     tiny_sr_config, wait_for_metrics)
 
 # fp32 on CPU: gradients averaged over two half batches vs one full batch differ by rounding
 # (measured: <= 3e-8 absolute after the 6 SR steps); this leaves room, and still fails at once
@@ -49,24 +49,12 @@ def torchrun(args, cwd, ok=True):
     return res.stdout + res.stderr
 
 
-def sets_args(sets):
-    return [x for s in sets for x in ("--set", s)]
-
-
-def rows(out):
-    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-
-
 def files(out):
     return sorted(str(p.relative_to(out)) for p in out.rglob("*"))
 
 
 def assert_same_weights(a_path, b_path, key="state_dict"):
-    a = torch.load(a_path, weights_only=True)[key]
-    b = torch.load(b_path, weights_only=True)[key]
-    assert set(a) == set(b)
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], **TOL)
+    assert_same_state(load_state(a_path, key), load_state(b_path, key), **TOL)
 
 
 def assert_same_rows(ddp, one):
@@ -84,43 +72,37 @@ def test_sr_on_two_processes_equals_one(sr_folder, tmp_path):
     ddp, one = tmp_path / "ddp", tmp_path / "one"
     val = {"train.val_every_epochs": 1}
     # --precision wins over the config's engine.precision (the shortcut for --set)
-    output = torchrun(["-m", "densekit", "sr", "train", "--precision", "fp32"] + sets_args(
+    output = torchrun(["-m", "densekit", "sr", "train", "--precision", "fp32"] + set_args(
         tiny_sr_config(sr_folder, ddp, **val, **{"engine.precision": "auto"})), tmp_path)
     train(None, tiny_sr_config(sr_folder, one, **val))  # fp32
     assert_same_weights(ddp / "weights.pt", one / "weights.pt")
-    assert_same_rows(rows(ddp), rows(one))  # train scalars and validation, logged once
+    assert_same_rows(metrics_rows(ddp), metrics_rows(one))  # train scalars and validation, logged once
     assert files(ddp) == files(one)  # only process 0 wrote (same files as one process)
     assert output.count("done: weights") == 1 and output.count("run folder") == 1
     assert "device cpu, fp32, channels_last, 2 processes" in output and "Traceback" not in output
 
 
 def seg_sets(out, **extra):
-    sets = {
-        "model.name": "fcn8s_vgg16", "data.dataset": "synthetic",
-        "data.options": "{num_images: 8, size: [32, 32], num_classes: 3}",
-        "data.crop_size": "[24, 24]", "data.workers": 0, "data.val_limit": 3,
-        "train.phase1_epochs": 1, "train.phase2_epochs": 2, "train.iters_per_epoch": 2,
-        "train.batch_size": 4, "train.adversarial.d_options": "{width: 8, label_width: 8}",
-        "train.adversarial.guard": "false", "engine.out_dir": str(out), "engine.ckpt_every": 2,
-        "engine.keep_ckpts": 1, "engine.progress": "false", "engine.tensorboard": "false",
-        "engine.precision": "fp32", "engine.log_every": 1,
-    }
-    sets.update(extra)
-    return [f"{k}={v}" for k, v in sets.items()]
+    """tiny_seg_config with the paper's FCN-8s (TinyGenerator under torchrun), batch 4."""
+    return tiny_seg_config(out, **{
+        "model.name": "fcn8s_vgg16", "data.crop_size": "[24, 24]", "data.val_limit": 3,
+        "train.phase1_epochs": 1, "train.batch_size": 4,
+        "train.adversarial.d_options": "{width: 8, label_width: 8}",
+        "train.adversarial.guard": "false", "engine.keep_ckpts": 1, **extra})
 
 
 def test_ssgan_two_phases_on_two_processes_equal_one(tmp_path, monkeypatch):
     import densekit.tasks.seg as seg
 
     ddp, one = tmp_path / "ddp", tmp_path / "one"
-    output = torchrun([__file__, "seg", "train"] + sets_args(seg_sets(ddp)), tmp_path)
-    monkeypatch.setattr(seg, "build_generator", lambda cfg, n: TinyGenerator(n))
+    output = torchrun([__file__, "seg", "train"] + set_args(seg_sets(ddp)), tmp_path)
+    monkeypatch.setattr(seg.task, "build_generator", lambda cfg, n: TinyGenerator(n))
     seg.train(None, seg_sets(one))
     assert_same_weights(ddp / "weights.pt", one / "weights.pt")  # G
     (ckpt,) = (ddp / "checkpoints").iterdir()
     assert_same_weights(ckpt, one / "checkpoints" / ckpt.name, key="modules")  # G and D
-    r = rows(ddp)
-    assert_same_rows(r, rows(one))  # ce, adv, d_loss, ... and val mIoU (summed matrices)
+    r = metrics_rows(ddp)
+    assert_same_rows(r, metrics_rows(one))  # ce, adv, d_loss, ... and val mIoU (summed matrices)
     assert {"d_loss", "adv"} <= set(r[-2]) and r[-1]["split"] == "val"
     assert files(ddp) == files(one)
     assert output.count("done: weights") == 1 and "Traceback" not in output
@@ -135,7 +117,7 @@ def test_batch_not_divisible_by_the_processes_is_a_one_line_error(sr_folder, tmp
                        ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "1")):
         monkeypatch.setenv(key, value)
     out = tmp_path / "run"
-    argv = ["sr", "train"] + sets_args(tiny_sr_config(sr_folder, out,
+    argv = ["sr", "train"] + set_args(tiny_sr_config(sr_folder, out,
                                                       **{"train.batch_size": 3}))
     assert main(argv) == 2
     captured = capsys.readouterr()
@@ -149,7 +131,7 @@ def test_ssgan_rollbacks_are_taken_by_all_processes_together(tmp_path):
     # A "wins outright" at every phase-2 step: roll back once (every process loads the
     # checkpoint process 0 picked), then give up; every process stops with the same error
     out = tmp_path / "run"
-    output = torchrun([__file__, "seg", "train"] + sets_args(seg_sets(out, **{
+    output = torchrun([__file__, "seg", "train"] + set_args(seg_sets(out, **{
         "train.adversarial.guard": "true", "train.adversarial.d_loss_floor": 100,
         "train.adversarial.patience": 1, "engine.max_rollbacks": 1})), tmp_path, ok=False)
     assert "ROLLBACK 1/1: adversarial network winning outright" in (out / "log.txt").read_text()
@@ -173,20 +155,16 @@ def _worker_with_rank(agent_pid, rank):
 def test_sigterm_to_one_process_stops_all_at_the_same_step(sr_folder, tmp_path):
     import re
     import signal
-    import time
 
     out = tmp_path / "run"
     sets = tiny_sr_config(sr_folder, out, **{"train.epochs": 1, "train.iters_per_epoch": 100000,
                                              "engine.ckpt_every": 100000})
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", "-m", "densekit", "sr", "train"] + sets_args(sets)
+           "2", "-m", "densekit", "sr", "train"] + set_args(sets)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, OMP_NUM_THREADS="1"), start_new_session=True)
     try:
-        deadline = time.time() + 120
-        while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():
-            assert proc.poll() is None and time.time() < deadline, proc.stdout.read()
-            time.sleep(0.2)
+        wait_for_metrics(proc, out)
         os.kill(_worker_with_rank(proc.pid, 1), signal.SIGTERM)  # e.g. one node preempted
         output, _ = proc.communicate(timeout=120)
     finally:
@@ -198,13 +176,12 @@ def test_sigterm_to_one_process_stops_all_at_the_same_step(sr_folder, tmp_path):
     (step,) = map(int, re.findall(r"stopped by signal 15 at step (\d+)", output))
     (ckpt,) = list_checkpoints(out / "checkpoints")  # written by process 0, not signalled
     assert load_checkpoint(ckpt)["step"] == step
-    assert [r["step"] for r in rows(out)] == list(range(1, step + 1))
+    assert [r["step"] for r in metrics_rows(out)] == list(range(1, step + 1))
 
 
 def test_shards_of_a_step_batch_are_the_global_batch(sr_folder):
-    from densekit.data.seg import build_seg_dataset, train_transforms
+    from densekit.data.seg import SegStepBatches, build_seg_dataset, train_transforms
     from densekit.data.sr import SRPatchBatches
-    from densekit.tasks.seg import SegStepBatches
 
     def sr(slots):
         return SRPatchBatches([str(sr_folder)], scale=2, patch_size=16, batch_size=4, seed=3,
@@ -233,7 +210,7 @@ def test_sync_bn(sr_folder, tmp_path, monkeypatch, capsys):
     for key, value in (("RANK", "1"), ("LOCAL_RANK", "1"), ("WORLD_SIZE", "2")):
         monkeypatch.setenv(key, value)
     sets = tiny_sr_config(sr_folder, tmp_path / "run", **{"engine.sync_bn": "true"})
-    assert main(["sr", "train"] + sets_args(sets)) == 2
+    assert main(["sr", "train"] + set_args(sets)) == 2
     assert capsys.readouterr().err == ("densekit: error: engine.sync_bn: SyncBatchNorm needs "
                                        "CUDA GPUs; set it to false for training on CPUs\n")
 
@@ -242,5 +219,5 @@ if __name__ == "__main__":  # the CLI with TinyGenerator, for torchrun (see the 
     import densekit.tasks.seg as seg
     from densekit.cli.main import main
 
-    seg.build_generator = lambda cfg, n: TinyGenerator(n)
+    seg.task.build_generator = lambda cfg, n: TinyGenerator(n)
     sys.exit(main(sys.argv[1:]))

@@ -1,7 +1,6 @@
 """The shared engine on a seconds-long SR run: checkpoints, resume equality, refusals."""
 
 import copy
-import json
 import shutil
 
 import pytest
@@ -11,11 +10,12 @@ from densekit.engine.checkpoint import find_resume, list_checkpoints, load_check
 from densekit.errors import DensekitError
 from densekit.tasks.sr import train
 
-from conftest import tiny_sr_config
+from helpers import (assert_same_state, load_state, metrics_rows, set_args, tiny_sr_config,
+                     wait_for_metrics)
 
 
 def weights(out_dir):
-    return torch.load(out_dir / "weights.pt", weights_only=True)["state_dict"]
+    return load_state(out_dir / "weights.pt")
 
 
 def test_run_writes_checkpoints_logs_and_weights(sr_folder, tmp_path):
@@ -26,7 +26,7 @@ def test_run_writes_checkpoints_logs_and_weights(sr_folder, tmp_path):
     state = load_checkpoint(out / "checkpoints" / names[-1])
     assert state["step"] == 6
     assert set(state) >= {"modules", "optimizers", "schedulers", "rng", "config", "signature"}
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(out)
     train_rows = [r for r in rows if r["split"] == "train"]
     val_rows = [r for r in rows if r["split"] == "val"]
     assert [r["step"] for r in train_rows] == [1, 2, 3, 4, 5, 6]
@@ -44,9 +44,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(sr_folder, tmp_pa
     (part / "checkpoints").mkdir(parents=True)
     shutil.copy(full / "checkpoints" / "step_00000002.pt", part / "checkpoints")
     train(None, tiny_sr_config(sr_folder, part), resume="auto")
-    a, b = weights(full), weights(part)
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert_same_state(weights(full), weights(part))
 
 
 def test_resume_auto_skips_a_truncated_checkpoint(sr_folder, tmp_path):
@@ -77,14 +75,12 @@ def test_loss_decreases(sr_folder, tmp_path):
     out = tmp_path / "run"
     train(None, tiny_sr_config(sr_folder, out, **{"train.epochs": 1, "train.iters_per_epoch": 40,
                                                   "train.scheduler.name": "constant"}))
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    losses = [r["mse"] for r in rows if r["split"] == "train"]
+    losses = [r["mse"] for r in metrics_rows(out) if r["split"] == "train"]
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
 
 
 def test_training_batches_follow_the_protocol(sr_folder):
-    from densekit.data.sr import SRPatchBatches
-    from densekit.tasks.sr_eval import make_lr
+    from densekit.data.sr import SRPatchBatches, make_lr
 
     data = SRPatchBatches([str(sr_folder)], scale=3, patch_size=25, batch_size=3, channels=1,
                           seed=1, total_steps=10)
@@ -110,20 +106,15 @@ def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(sr_folder, tmp_path)
     import signal
     import subprocess
     import sys
-    import time
 
     out = tmp_path / "run"
     sets = tiny_sr_config(sr_folder, out, **{"train.epochs": 1, "train.iters_per_epoch": 100000,
                                              "engine.ckpt_every": 100000, "data.workers": 1})
-    cmd = [sys.executable, "-m", "densekit", "sr", "train"] + [x for s in sets
-                                                               for x in ("--set", s)]
+    cmd = [sys.executable, "-m", "densekit", "sr", "train"] + set_args(sets)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, start_new_session=True)
-    deadline = time.time() + 120
-    while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():
-        assert proc.poll() is None and time.time() < deadline, proc.stdout.read()
-        time.sleep(0.2)
+    wait_for_metrics(proc, out)
     os.killpg(proc.pid, signal.SIGTERM)  # the whole group, data worker included
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, output
@@ -222,10 +213,7 @@ def test_init_from_starts_from_weights_and_refuses_ones_that_do_not_fit(sr_folde
              load_checkpoint(a / "checkpoints" / "step_00000004.pt")["modules"]["model"], {}),
             ("shipped", torch.load(shipped_weights("hdcn", 2), weights_only=True)["state_dict"],
              {"model.options": "{init: kaiming}"})]:
-        got = task(**{"train.init_from": src}, **sets).model.state_dict()
-        assert set(got) == set(ref)
-        for k in ref:
-            torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0)
+        assert_same_state(task(**{"train.init_from": src}, **sets).model.state_dict(), ref)
     scratch = task().model.state_dict()
     assert not torch.equal(scratch["tail.weight"], weights(a)["tail.weight"])
     w = str(a / "weights.pt")
@@ -350,3 +338,25 @@ def test_fused_step_leaves_channels_last_parameters_as_they_were():
     again = build_optimizer(OptimConfig(name="adam"), [w])
     again.load_state_dict(copy.deepcopy(opt.state_dict()))
     assert again.state[w]["exp_avg"].shape == (6, 4, 3, 3)
+
+
+def test_log_lines_print_above_the_progress_bar_in_order(sr_folder, tmp_path):
+    """With stdout and stderr in one pipe (`densekit ... 2>&1 | tee`), every log line is a
+    whole line, at its place among the bar's updates (not flushed at exit after the bar)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    sets = tiny_sr_config(sr_folder, out, **{"engine.progress": "true",
+                                             "train.val_every_epochs": 1})
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a pipe buffers
+    res = subprocess.run([sys.executable, "-m", "densekit", "sr", "train"] + set_args(sets),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=dict(env, OMP_NUM_THREADS="1"), timeout=300)
+    assert res.returncode == 0, res.stdout
+    shown = [line.rsplit("\r", 1)[-1] for line in res.stdout.split("\n")]  # what a terminal keeps
+    logged = [line[20:] for line in (out / "log.txt").read_text().splitlines()]  # no time stamp
+    assert len(logged) >= 5 and all(m in shown for m in logged), (logged, res.stdout)
+    first_val = shown.index(next(m for m in logged if m.startswith("step 2: ")))
+    assert first_val < next(i for i, s in enumerate(shown) if "6/6 [" in s)  # before the end

@@ -1,27 +1,17 @@
 """densekit export: ONNX files that ONNX Runtime runs like PyTorch, at any size; clean errors."""
 
 import json
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
 
 from densekit.cli.main import main
-from densekit.models.sr import build_sr_model
-from densekit.tasks.seg import SegConfig, save_seg_weights
-from densekit.tasks.sr import SRModelConfig, save_weights
 
-ort = pytest.importorskip("onnxruntime")
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxscript")
+from helpers import require_module, sr_weights, tiny_seg_weights
 
-
-def _sr_weights(path, name="hdcn", scale=3, **options):
-    torch.manual_seed(0)
-    model = build_sr_model(name, scale, **options)
-    save_weights(path, model, SRModelConfig(name=name, scale=scale, options=options))
-    return model.eval()
+ort = require_module("onnxruntime")
+onnx = require_module("onnx")
+require_module("onnxscript")
 
 
 def _run(path, x):
@@ -31,7 +21,7 @@ def _run(path, x):
 
 def test_sr_export_matches_pytorch_at_other_sizes(tmp_path, capsys):
     # x3 with kaiming init: outputs of order 1, odd sizes give both deconv parities
-    model = _sr_weights(tmp_path / "w.pt", "hdcn", 3, features=16, init="kaiming")
+    model = sr_weights(tmp_path / "w.pt", "hdcn", 3, features=16, init="kaiming")
     out = tmp_path / "m.onnx"
     assert main(["export", "--task", "sr", "--weights", str(tmp_path / "w.pt"), "-o",
                  str(out)]) == 0
@@ -52,13 +42,8 @@ def test_sr_export_matches_pytorch_at_other_sizes(tmp_path, capsys):
 def test_seg_export_matches_pytorch(tmp_path):
     from densekit.tasks.seg import load_seg_model
 
-    cfg = SegConfig()
-    cfg.model.name = "torchvision:lraspp_mobilenet_v3_large"  # small; any generator exports
-    data = SimpleNamespace(classes=["a", "b", "c"], palette=[(0, 0, 0), (1, 1, 1), (2, 2, 2)])
-    from densekit.tasks.seg import build_generator
-
-    torch.manual_seed(0)
-    save_seg_weights(tmp_path / "g.pt", build_generator(cfg.model, 3).eval(), cfg, data)
+    tiny_seg_weights(tmp_path / "g.pt", dataset="synthetic", classes=["a", "b", "c"],
+                     model="torchvision:lraspp_mobilenet_v3_large", options={})  # small
     model, _ = load_seg_model(tmp_path / "g.pt")
     out = tmp_path / "seg.onnx"
     assert main(["export", "--task", "seg", "--weights", str(tmp_path / "g.pt"), "--format",
@@ -76,7 +61,7 @@ def test_seg_export_matches_pytorch(tmp_path):
 
 def test_size_dependent_model_is_refused(tmp_path, capsys):
     # SRCNN's MATLAB bicubic builds its matrices from the input size: no dynamic H/W
-    _sr_weights(tmp_path / "s.pt", "srcnn", 2)
+    sr_weights(tmp_path / "s.pt", "srcnn", 2)
     out = tmp_path / "s.onnx"
     assert main(["export", "--task", "sr", "--weights", str(tmp_path / "s.pt"), "-o",
                  str(out)]) == 2
@@ -89,7 +74,7 @@ def test_size_dependent_model_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize("case", ["missing", "wrong_task", "wrong_model", "unwritable"])
 def test_user_errors_are_one_line_and_write_nothing(tmp_path, capsys, case):
     w = tmp_path / "w.pt"
-    _sr_weights(w, "hdcn", 2, features=8)
+    sr_weights(w, "hdcn", 2, features=8)
     out = tmp_path / "out" / "m.onnx"
     args = {"missing": ["--task", "sr", "--weights", str(tmp_path / "nope.pt")],
             "wrong_task": ["--task", "seg", "--weights", str(w)],

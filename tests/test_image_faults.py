@@ -250,8 +250,7 @@ def test_full_disk_while_writing_outputs(fuzz_dir, tmp_path, capsys):
     def save(self, fp, *args, **kw):
         calls.append(fp)
         if len(calls) == 2:
-            with open(fp, "wb") as f:
-                f.write(b"\x89PNG partial")
+            fp.write(b"\x89PNG partial")  # the writer's open temporary file
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_save(self, fp, *args, **kw)
 
@@ -287,7 +286,7 @@ def test_seg_predict_with_the_shipped_model_on_a_mixed_folder(tmp_path, monkeypa
     from densekit.cli.main import main
     from densekit.tasks import seg
 
-    monkeypatch.setattr(seg, "shipped_seg_weights", lambda dataset="camvid": camvid_weights)
+    monkeypatch.setattr(seg.weights, "shipped_seg_weights", lambda dataset="camvid": camvid_weights)
     images = base_images()
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)

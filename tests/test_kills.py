@@ -12,24 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from densekit.cli.main import main
 from densekit.engine.checkpoint import (TEMP_RE, checkpoint_step, list_checkpoints,
                                         load_checkpoint, run_lock)
 from densekit.tasks import seg, sr
 
-from conftest import tiny_sr_config
+from helpers import (assert_same_state, load_state, metrics_rows, set_args, tiny_seg_config,
+                     tiny_sr_config)
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
-def final_weights(out: Path) -> dict:
-    return torch.load(out / "weights.pt", weights_only=True)["state_dict"]
+pytestmark = pytest.mark.usefixtures("one_thread")  # the runs set engine.threads
 
 
 def temp_files(out: Path) -> list[str]:
@@ -160,14 +152,12 @@ def seeded_plan(seed: int, n_step: int, n_save: int, max_save: int) -> list:
 
 
 def cli(task: str, sets: list[str]) -> list[str]:
-    return [task, "train"] + [x for s in sets for x in ("--set", s)]
+    return [task, "train"] + set_args(sets)
 
 
 def assert_same_weights(a: Path, b: Path) -> None:
-    wa, wb = final_weights(a), final_weights(b)
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
+    """The two run folders' weights.pt are bit-equal."""
+    assert_same_state(load_state(a / "weights.pt"), load_state(b / "weights.pt"))
 
 
 # ---- SR ----------------------------------------------------------------------------------------
@@ -186,26 +176,23 @@ def test_sr_run_survives_sigkills(sr_folder, tmp_path, forker):
 
 # ---- SS-GAN ------------------------------------------------------------------------------------
 def test_two_phase_ssgan_run_survives_sigkills(tmp_path, forker):
-    from test_seg_train import tiny
-
     extra = {"train.phase1_epochs": 2, "train.phase2_epochs": 2, "train.iters_per_epoch": 4,
              "engine.ckpt_every": 2, "engine.keep_ckpts": 2, "engine.deterministic": "true",
              "engine.threads": 1, "train.optimizer.name": "sgd",  # small checkpoints
              "train.adversarial.g_optimizer.name": "sgd",
              "train.adversarial.d_options": "{width: 8, label_width: 8}"}
     ref, out = tmp_path / "ref", tmp_path / "killed"
-    seg.train(None, tiny(ref, **extra))
+    seg.train(None, tiny_seg_config(ref, **extra))
     rng = random.Random(2)  # phase 1 is steps 1-8, the switch at 8, phase 2 steps 9-16
     plan = [("at", rng.randint(1, 3)), ("save_at", 4), ("at", rng.randint(5, 7)),  # phase 1
             ("save_at", 8), ("at", 8),  # the phase switch: its checkpoint, right after it
             ("at", rng.randint(9, 10)), ("save_at", 12), ("at", 13),
             ("save", "last")]  # phase 2, and the final weights.pt write
-    kills = run_killing(forker, cli("seg", tiny(out, **extra)), out, plan, total=16,
+    kills = run_killing(forker, cli("seg", tiny_seg_config(out, **extra)), out, plan, total=16,
                         ckpt_every=2)
     print(f"\nSS-GAN run: {kills} SIGKILLs survived")
     assert kills == 9
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert any("d_loss" in r for r in rows)  # phase 2 ran
+    assert any("d_loss" in r for r in metrics_rows(out))  # phase 2 ran
     assert_same_weights(ref, out)
 
 

@@ -14,7 +14,7 @@ from densekit.metrics.sr import psnr, ssim
 from densekit.models.seg.ssgan import embed_ground_truth
 from densekit.tasks.sr_upscale import tiled_forward
 
-from test_upscale import random_model
+from helpers import random_sr_model
 
 FEW = settings(max_examples=40, deadline=None, derandomize=True, database=None)  # deterministic
 
@@ -109,7 +109,7 @@ MODELS = {}
 def model(name, scale):
     if (name, scale) not in MODELS:
         opts = {"features": 8} if name == "hdcn" else {}
-        MODELS[name, scale] = random_model(name, scale, **opts)
+        MODELS[name, scale] = random_sr_model(name, scale, **opts)
     return MODELS[name, scale]
 
 

@@ -2,9 +2,7 @@
 median-frequency weights, dataset checks, synthetic scenes, and the real CamVid if present."""
 
 import math
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,9 +34,8 @@ from densekit.data.seg import (
 )
 from densekit.errors import DensekitError, ImageError
 
-
-def rgb(h, w, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+from helpers import (camvid_folder, camvid_label, rgb, save_gray_png, save_rgb, shared_data,
+                     tiny_seg_config)
 
 
 def save_palette_png(path, label, palette=None):
@@ -47,16 +44,6 @@ def save_palette_png(path, label, palette=None):
     im.putpalette(flat)
     path.parent.mkdir(parents=True, exist_ok=True)
     im.save(path)
-
-
-def save_gray_png(path, label):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(label.astype(np.uint8), mode="L").save(path)
-
-
-def save_rgb(path, arr, **kw):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path, **kw)
 
 
 def save_sbd_mat(path, seg):
@@ -268,20 +255,10 @@ def test_cityscapes_errors_and_orphans(cityscapes_root):
 # CamVid (SegNet layout)
 
 
-def camvid_label(h, w, seed):
-    lab = np.random.default_rng(seed).integers(0, 12, (h // 4, w // 4)).astype(np.uint8)
-    return np.kron(lab, np.ones((4, 4), np.uint8))
-
-
 @pytest.fixture
 def camvid_root(tmp_path):
-    root = tmp_path / "camvid"
-    for split, n in (("train", 3), ("val", 2)):
-        for i in range(n):
-            name = f"0001TP_{6690 + 30 * i:06d}.png"
-            save_rgb(root / split / name, rgb(12, 16, i))
-            save_gray_png(root / f"{split}annot" / name, camvid_label(12, 16, i))
-    return root
+    return camvid_folder(tmp_path / "camvid", 3, (12, 16), val=2,
+                         name=lambda i: f"0001TP_{6690 + 30 * i:06d}.png")
 
 
 def test_camvid(camvid_root):
@@ -632,16 +609,8 @@ def test_synthetic_needs_spatial_context():
 # The real CamVid (../shared/data/camvid), when present
 
 
-def camvid_real() -> Path | None:
-    env = os.environ.get("DENSEKIT_SHARED")
-    cands = [Path(env) / "data" / "camvid", Path(env) / "camvid"] if env else []
-    cands.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid")
-    return next((c for c in cands if (c / "trainannot").is_dir()), None)
-
-
-@pytest.mark.skipif(camvid_real() is None, reason="shared CamVid not present")
 def test_real_camvid():
-    root = camvid_real()
+    root = shared_data("camvid")
     train, val = CamVid(root, "train"), CamVid(root, "val")
     assert len(train) == 367 and len(val) == 101
     for ds in (train, val):
@@ -703,8 +672,6 @@ def bad_dataset(tmp_path, layout):
 def test_bad_data_sets_are_reported_file_by_file(tmp_path, capsys, layout):
     from densekit.cli.main import main
     from densekit.tasks.seg import train
-    from test_seg_train import tiny
-
     root, args, sets, dirs, problems = bad_dataset(tmp_path, layout)
     assert main(["data", "check", "--task", "seg", "--data", str(root), *args]) == 1
     lines = capsys.readouterr().out.splitlines()
@@ -714,7 +681,7 @@ def test_bad_data_sets_are_reported_file_by_file(tmp_path, capsys, layout):
         assert len(hits) == 1 and words in hits[0], (path, lines)
     out = tmp_path / "run"
     with pytest.raises(DensekitError, match=r"data set has 6 problem\(s\), e.g. /.*\.png: "):
-        train(None, tiny(out, **sets, **{"data.root": str(root), "data.crop_size": "[8, 8]"}))
+        train(None, tiny_seg_config(out, **sets, **{"data.root": str(root), "data.crop_size": "[8, 8]"}))
     assert not (out / "checkpoints").exists()
     for path in problems:  # bad samples removed: the same data set checks clean
         for folder in dirs["train"]:

@@ -21,7 +21,7 @@ from densekit.tasks import seg
 from densekit.tasks.seg import (SegConfig, load_seg_model, read_seg_weights,
                                 shipped_seg_weights, write_seg_weights)
 
-from conftest import tiny_seg_weights
+from helpers import camvid_folder, require, shared_data, tiny_seg_config, tiny_seg_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,32 +30,17 @@ TODAYS_FIELDS = {"dataset", "split", "model", "miou", "pixel_acc", "mean_acc", "
                  "seconds"}
 
 
-def camvid_folder(root: Path, n: int = 3, size=(24, 32)) -> Path:
-    """A CamVid (SegNet layout) val split of ``n`` random scenes with labels 0..11."""
-    rng = np.random.default_rng(0)
-    h, w = size
-    for split in ("train", "val"):
-        (root / split).mkdir(parents=True)
-        (root / f"{split}annot").mkdir()
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
-                root / split / f"s{i}.png")
-            lab = np.kron(rng.integers(0, 12, (h // 4, w // 4)), np.ones((4, 4))).astype(np.uint8)
-            Image.fromarray(lab).save(root / f"{split}annot" / f"s{i}.png")
-    return root
-
-
 @pytest.fixture
 def shipped(monkeypatch, camvid_weights):
     """The tiny CamVid weights stand in for the shipped file."""
-    monkeypatch.setattr(seg, "shipped_seg_weights",
+    monkeypatch.setattr(seg.weights, "shipped_seg_weights",
                         lambda dataset="camvid": camvid_weights if dataset == "camvid" else None)
     return camvid_weights
 
 
 @pytest.fixture
 def nothing_shipped(monkeypatch):
-    monkeypatch.setattr(seg, "shipped_seg_weights", lambda dataset="camvid": None)
+    monkeypatch.setattr(seg.weights, "shipped_seg_weights", lambda dataset="camvid": None)
 
 
 def eval_json(capsys, *args) -> dict:
@@ -122,9 +107,9 @@ def test_shipped_lookup_is_none_without_a_file(monkeypatch):
     assert shipped_seg_weights("camvid") is None
 
 
-@pytest.mark.skipif(shipped_seg_weights("camvid") is None, reason="no shipped CamVid weights")
 def test_the_shipped_file_has_float16_weights_and_its_metadata():
     path = shipped_seg_weights("camvid")
+    require(path is not None, "the shipped CamVid weights")
     raw = torch.load(path, map_location="cpu", weights_only=True)
     assert all(v.dtype == torch.float16 for v in raw["state_dict"].values()
                if v.is_floating_point())
@@ -303,12 +288,10 @@ def test_ship_script_bad_source_is_one_line_error(tmp_path, capsys):
 
 
 def test_training_command_from_a_real_run_and_from_its_config(tmp_path):
-    from test_seg_train import tiny
-
     from densekit.tasks.seg import train
 
     run = tmp_path / "run"
-    sets = tiny(run, **{"train.phase2_epochs": 0, "train.phase1_epochs": 1})
+    sets = tiny_seg_config(run, **{"train.phase2_epochs": 0, "train.phase1_epochs": 1})
     train(None, sets)
     ship = load_script()
     state = read_seg_weights(run / "weights.pt")
@@ -330,13 +313,10 @@ def test_training_command_from_a_real_run_and_from_its_config(tmp_path):
 def test_the_shipped_model_scores_its_recorded_val_miou_on_camvid(capsys):
     """The shipped model on ../shared/data/camvid val reproduces the mIoU in its metadata (fp32)
     and is worth shipping (>= 50)."""
-    from conftest import shared_data
-
-    data = shared_data()
-    if data is None or not (data / "camvid" / "val").is_dir():
-        pytest.skip("CamVid is not beside the repository")
+    camvid = shared_data("camvid")
+    require(shipped_seg_weights("camvid") is not None, "the shipped CamVid weights")
     meta = read_seg_weights(shipped_seg_weights("camvid"))["meta"]
-    assert main(["seg", "eval", "--data", str(data / "camvid"), "--split", "val", "--json",
+    assert main(["seg", "eval", "--data", str(camvid), "--split", "val", "--json",
                  "--precision", "fp32"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["images"] == 101 and row["miou"] >= 0.50

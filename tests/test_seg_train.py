@@ -11,25 +11,7 @@ from densekit.engine.checkpoint import list_checkpoints, load_checkpoint
 from densekit.errors import ConfigError, DensekitError
 from densekit.tasks.seg import train
 
-from conftest import tiny_camvid
-
-
-def tiny(out, **extra):
-    sets = {
-        "model.name": "torchvision:lraspp_mobilenet_v3_large", "data.dataset": "synthetic",
-        "data.options": "{num_images: 8, size: [32, 32], num_classes: 3}",
-        "data.crop_size": "[32, 32]", "data.workers": 0, "data.val_limit": 2,
-        "train.phase1_epochs": 2, "train.phase2_epochs": 2, "train.iters_per_epoch": 2,
-        "engine.out_dir": str(out), "engine.ckpt_every": 2, "engine.keep_ckpts": 4,
-        "engine.progress": False, "engine.tensorboard": False, "engine.precision": "fp32",
-        "engine.log_every": 1,
-    }
-    sets.update(extra)
-    return [f"{k}={v}" for k, v in sets.items()]
-
-
-def rows(out):
-    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+from helpers import camvid_folder, metrics_rows, tiny_seg_config
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -37,8 +19,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_two_phases_log_and_checkpoint(tmp_path):
     out = tmp_path / "run"  # the paper's FCN-8s generator (134M parameters: few checkpoints)
-    train(None, tiny(out, **{"model.name": "fcn8s_vgg16", "engine.keep_ckpts": 1}))
-    r = rows(out)
+    train(None, tiny_seg_config(out, **{"model.name": "fcn8s_vgg16", "engine.keep_ckpts": 1}))
+    r = metrics_rows(out)
     tr = [x for x in r if x["split"] == "train"]
     assert [x["step"] for x in tr] == list(range(1, 9))
     assert all(set(x) >= {"ce"} for x in tr[:4])
@@ -57,10 +39,10 @@ def test_resume_mid_phase2_equals_uninterrupted(tmp_path):
     import shutil
 
     full, part = tmp_path / "full", tmp_path / "part"
-    train(None, tiny(full))
+    train(None, tiny_seg_config(full))
     (part / "checkpoints").mkdir(parents=True)
     shutil.copy(full / "checkpoints" / "step_00000006.pt", part / "checkpoints")
-    train(None, tiny(part), resume="auto")
+    train(None, tiny_seg_config(part), resume="auto")
     a = torch.load(full / "weights.pt", weights_only=True)["state_dict"]
     b = torch.load(part / "weights.pt", weights_only=True)["state_dict"]
     for k in a:
@@ -71,7 +53,7 @@ def test_frozen_image_branch_gets_no_gradient_in_phase2(tmp_path):
     from densekit.config import load_config
     from densekit.tasks.seg import SegConfig, SegTask
 
-    task = SegTask(load_config(SegConfig, None, tiny(tmp_path / "run", **{
+    task = SegTask(load_config(SegConfig, None, tiny_seg_config(tmp_path / "run", **{
         "train.adversarial.d_options": "{freeze_image_branch: true}"})))
     branch = task.D.image_branch
     before = {k: v.clone() for k, v in branch.state_dict().items()}
@@ -85,14 +67,14 @@ def test_frozen_image_branch_gets_no_gradient_in_phase2(tmp_path):
 
 def test_phase2_from_a_phase1_run(tmp_path):
     p1 = tmp_path / "p1"
-    train(None, tiny(p1, **{"train.phase2_epochs": 0}))
+    train(None, tiny_seg_config(p1, **{"train.phase2_epochs": 0}))
     p2 = tmp_path / "p2"
-    train(None, tiny(p2, **{"train.phase1_epochs": 0,
+    train(None, tiny_seg_config(p2, **{"train.phase1_epochs": 0,
                             "train.init_from": str(p1 / "weights.pt")}))
-    tr = [x for x in rows(p2) if x["split"] == "train"]
+    tr = [x for x in metrics_rows(p2) if x["split"] == "train"]
     assert len(tr) == 4 and all("d_loss" in x for x in tr)
     # the collapse guard's reference is the phase-1 run's mIoU, measured before phase 2 starts
-    p1_miou = [x for x in rows(p1) if x["split"] == "val"][-1]["miou"]
+    p1_miou = [x for x in metrics_rows(p1) if x["split"] == "val"][-1]["miou"]
     state = load_checkpoint(list_checkpoints(p2 / "checkpoints")[-1])
     assert state["task"]["phase1_miou"] == pytest.approx(p1_miou, abs=1e-9)
 
@@ -101,7 +83,7 @@ def test_collapse_guard_recovers_from_a_huge_d_learning_rate(tmp_path):
     # injected fault: A's learning rate x30000. The run must detect the collapse, roll back
     # to a good checkpoint, damp lambda and A's lr, log it, and finish with finite weights.
     out = tmp_path / "run"
-    train(None, tiny(out, **{"train.adversarial.d_optimizer.lr": 10.0,
+    train(None, tiny_seg_config(out, **{"train.adversarial.d_optimizer.lr": 10.0,
                              "train.adversarial.damping": 0.01, "engine.ckpt_every": 1,
                              "engine.max_rollbacks": 10}))
     log = (out / "log.txt").read_text()
@@ -117,22 +99,22 @@ def test_collapse_guard_recovers_from_a_huge_d_learning_rate(tmp_path):
 
 def test_guard_gives_up_after_max_rollbacks(tmp_path):
     with pytest.raises(DensekitError, match="gave up after 1 rollbacks"):
-        train(None, tiny(tmp_path / "run", **{"train.adversarial.d_loss_floor": 100.0,
+        train(None, tiny_seg_config(tmp_path / "run", **{"train.adversarial.d_loss_floor": 100.0,
                                               "train.adversarial.patience": 1,
                                               "engine.max_rollbacks": 1}))
 
 
 def test_any_torchvision_segmentation_model_is_a_generator(tmp_path):
     out = tmp_path / "run"
-    train(None, tiny(out, **{"model.name": "torchvision:fcn_resnet50",
+    train(None, tiny_seg_config(out, **{"model.name": "torchvision:fcn_resnet50",
                              "train.phase1_epochs": 0, "train.phase2_epochs": 1,
                              "train.val_every_epochs": 0}))
-    assert any("d_loss" in x for x in rows(out))
+    assert any("d_loss" in x for x in metrics_rows(out))
 
 
 def test_eval_and_predict_cli(tmp_path, capsys):
     out = tmp_path / "run"
-    train(None, tiny(out))
+    train(None, tiny_seg_config(out))
     cfg = tmp_path / "c.yaml"
     cfg.write_text("data: {dataset: synthetic, options: {num_images: 3, size: [32, 32], "
                    "num_classes: 3}}\n")
@@ -169,11 +151,11 @@ def test_eval_and_predict_cli(tmp_path, capsys):
 def test_training_refuses_an_invalid_data_set(tmp_path):
     import numpy as np
 
-    root = tiny_camvid(tmp_path / "camvid")
-    Image.fromarray(np.full((5, 8), 3, np.uint8)).save(root / "trainannot" / "a.png")
-    with pytest.raises(DensekitError, match=r"1 problem\(s\), e.g. .*a.png"):
-        train(None, tiny(tmp_path / "run", **{"data.dataset": "camvid", "data.root": str(root),
-                                              "data.options": "{}"}))
+    root = camvid_folder(tmp_path / "camvid")
+    Image.fromarray(np.full((5, 8), 3, np.uint8)).save(root / "trainannot" / "s0.png")
+    with pytest.raises(DensekitError, match=r"1 problem\(s\), e.g. .*s0.png"):
+        train(None, tiny_seg_config(tmp_path / "run", **{
+            "data.dataset": "camvid", "data.root": str(root), "data.options": "{}"}))
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -189,7 +171,7 @@ def test_training_refuses_an_invalid_data_set(tmp_path):
 def test_impossible_training_setups_are_refused_before_training(tmp_path, extra, message):
     out = tmp_path / "run"
     with pytest.raises(DensekitError) as e:
-        train(None, tiny(out, **extra))
+        train(None, tiny_seg_config(out, **extra))
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
     assert not (out / "checkpoints").exists()
 
@@ -211,7 +193,7 @@ def test_unknown_torchvision_generator_option_is_refused(tmp_path):
     # torchvision's builders swallow unknown keywords; densekit must not
     with pytest.raises(ConfigError, match=r"model.options: torchvision fcn_resnet50 has no "
                                           r"option 'bogus' \(options: aux_loss\)"):
-        train(None, tiny(tmp_path / "run", **{"model.name": "torchvision:fcn_resnet50",
+        train(None, tiny_seg_config(tmp_path / "run", **{"model.name": "torchvision:fcn_resnet50",
                                               "model.options": "{bogus: 1}"}))
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -232,9 +214,9 @@ def test_log_window_straddling_the_phase_switch_and_throughput_without_validatio
 
     monkeypatch.setattr(seg.SegTask, "validate", slow_validate)
     out = tmp_path / "run"
-    train(None, tiny(out, **{"engine.log_every": 3, "train.val_every_epochs": 1,
+    train(None, tiny_seg_config(out, **{"engine.log_every": 3, "train.val_every_epochs": 1,
                              "engine.ckpt_every": 8}))
-    tr = [x for x in rows(out) if x["split"] == "train"]
+    tr = [x for x in metrics_rows(out) if x["split"] == "train"]
     assert [x["step"] for x in tr] == [3, 6, 8]
     assert tr[1]["lambda"] == pytest.approx(1e-2) and tr[2]["lambda"] == pytest.approx(1e-2)
     # 2 s of validation after every second step: with it, <= 2 samples/s would be logged

@@ -2,14 +2,13 @@
 
 The key protocol check (``test_bicubic_matches_published``) runs MATLAB-exact Bicubic on Set5 and
 Set14 from ``../shared/data/sr`` and compares with the published Bicubic table of
-``docs/protocols.md``; it is skipped when the data are not there.
+``docs/protocols.md``; it is skipped when the data are not there (fails under
+``DENSEKIT_REQUIRE_DATA``, see tests/helpers.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,12 @@ import pytest
 import torch
 from PIL import Image
 
-from densekit.data.color import (
+from densekit.data.sr import ground_truth_y, make_lr
+from densekit.errors import DensekitError
+from densekit.metrics.published import PUBLISHED_SR
+from densekit.metrics.sr import gaussian_window, modcrop, psnr, ssim
+from densekit.models.sr.bicubic import Bicubic
+from densekit.ops.color import (
     rgb2ycbcr,
     rgb_to_y,
     rgb_to_ycbcr,
@@ -25,38 +29,18 @@ from densekit.data.color import (
     ycbcr2rgb,
     ycbcr_to_rgb,
 )
-from densekit.data.imresize import imresize, resize_matrix, round_uint8
-from densekit.errors import DensekitError
-from densekit.metrics.published import PUBLISHED_SR
-from densekit.metrics.sr import gaussian_window, modcrop, psnr, ssim
-from densekit.models.sr.bicubic import Bicubic
-from densekit.tasks.sr_eval import (
-    evaluate_folder,
-    ground_truth_y,
-    make_lr,
-    measure_y,
-    protocol_lr,
-    super_resolve,
-)
+from densekit.ops.imresize import imresize, resize_matrix, round_uint8
+from densekit.tasks.sr_eval import evaluate_folder, measure_y, protocol_lr, super_resolve
 
-skmetrics = pytest.importorskip("skimage.metrics")
+from helpers import one_thread, require_module, shared_data
+
+skmetrics = require_module("skimage.metrics")
 
 # Published Bicubic PSNR / SSIM on Y (docs/protocols.md; the VDSR paper's table).
 PUBLISHED_BICUBIC = {(dataset, scale): PUBLISHED_SR[("bicubic", scale)][dataset]
                      for dataset in ("Set5", "Set14") for scale in (2, 3, 4)}
 PSNR_TOL = 0.05  # protocols.md: more than ~0.05 dB off means the protocol is wrong somewhere
 SSIM_TOL = 0.0015  # the published Set14 x4 SSIM (0.7027) is 0.0008 above ours (see sr_eval)
-
-
-def _sr_data_root() -> Path | None:
-    candidates = [Path(__file__).resolve().parents[2] / "shared" / "data" / "sr"]
-    env = os.environ.get("DENSEKIT_SHARED")
-    if env:
-        candidates += [Path(env) / "data" / "sr", Path(env) / "sr", Path(env)]
-    for c in candidates:
-        if (c / "Set5").is_dir() and (c / "Set14").is_dir():
-            return c
-    return None
 
 
 def _levels(shape, seed=0) -> torch.Tensor:
@@ -423,25 +407,14 @@ def test_evaluate_folder_too_small_image(tmp_path):
 
 # ------------------------------------------------------------- the protocol on Set5 / Set14 ----
 
-@contextlib.contextmanager
-def _one_thread():
-    """Many small float64 ops: one thread is as fast, and immune to an oversubscribed CPU (on a
-    busy 2-core machine two threads ran the Set5/Set14 evaluation 3-6x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
+# Many small float64 ops: one thread is as fast, and immune to an oversubscribed CPU (on a busy
+# 2-core machine two threads ran the Set5/Set14 evaluation 3-6x slower).
 
 @pytest.fixture(scope="module")
 def bicubic_results():
-    root = _sr_data_root()
-    if root is None:
-        pytest.skip("shared SR data (../shared/data/sr or $DENSEKIT_SHARED) not found")
-    with _one_thread():
-        return {(ds, s): evaluate_folder(Bicubic(s, 1), root / ds, s)
+    sets = {ds: shared_data("sr", ds) for ds in ("Set5", "Set14")}
+    with one_thread():
+        return {(ds, s): evaluate_folder(Bicubic(s, 1), sets[ds], s)
                 for ds in ("Set5", "Set14") for s in (2, 3, 4)}
 
 
@@ -464,12 +437,10 @@ def test_bicubic_set5_reproduces_published_digits(bicubic_results):
 
 
 def test_bicubic_rgb_model_on_set5():
-    root = _sr_data_root()
-    if root is None:
-        pytest.skip("shared SR data (../shared/data/sr or $DENSEKIT_SHARED) not found")
+    set5 = shared_data("sr", "Set5")
     for s in (2, 3, 4):
-        with _one_thread():
-            r = evaluate_folder(Bicubic(s, 3), root / "Set5", s)
+        with one_thread():
+            r = evaluate_folder(Bicubic(s, 3), set5, s)
         pub_psnr, pub_ssim = PUBLISHED_BICUBIC[("Set5", s)]
         assert abs(r["psnr"] - pub_psnr) < PSNR_TOL
         assert abs(r["ssim"] - pub_ssim) < SSIM_TOL
@@ -482,8 +453,8 @@ def test_shipped_hdcn_weights_beat_bicubic_on_set5(bicubic_results, scale):
 
     assert shipped_weights("hdcn", scale) is not None, f"no shipped HDCN x{scale} weights"
     model = load_sr_model("hdcn", scale)
-    with _one_thread():
-        r = evaluate_folder(model, _sr_data_root() / "Set5", scale)
+    with one_thread():
+        r = evaluate_folder(model, shared_data("sr", "Set5"), scale)
     assert r["images"] == 5
     assert r["psnr"] > bicubic_results[("Set5", scale)]["psnr"] + 1.0
 
@@ -495,11 +466,8 @@ def test_shipped_hdcn_x2_x4_beat_published_srcnn(scale):
     single pass, fp32, the protocol of `densekit sr eval`."""
     from densekit.tasks.sr import load_sr_model
 
-    root = _sr_data_root()
-    if root is None:
-        pytest.skip("shared SR data (../shared/data/sr or $DENSEKIT_SHARED) not found")
     model = load_sr_model("hdcn", scale)
     for name in ("Set5", "Set14"):
-        r = evaluate_folder(model, root / name, scale)
+        r = evaluate_folder(model, shared_data("sr", name), scale)
         pub_psnr, pub_ssim = PUBLISHED_SR[("srcnn", scale)][name]
         assert r["psnr"] > pub_psnr and r["ssim"] > pub_ssim, (name, r["psnr"], r["ssim"])

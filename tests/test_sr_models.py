@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from densekit.data.imresize import imresize
 from densekit.errors import ConfigError
 from densekit.models.complexity import count_flops, count_params, flops_per_pixel
 from densekit.models.sr import SR_MODELS, build_sr_model
 from densekit.models.sr.hdcn import HDCN, DeconvUpsampler
+from densekit.ops.imresize import imresize
 
 SCALES = (2, 3, 4)
 NETS = ("hdcn", "srcnn", "vdsr", "rednet")

@@ -7,19 +7,10 @@ from PIL import Image
 
 from densekit.cli.main import main
 from densekit.data.image_io import read_image
-from densekit.models.sr import build_sr_model
-from densekit.tasks.sr import SRModelConfig, load_sr_model, save_weights
+from densekit.tasks.sr import load_sr_model
 from densekit.tasks.sr_upscale import tiled_forward, upscale_files, upscale_image
 
-from conftest import smooth_image
-
-
-def random_model(name, scale, **opts):
-    torch.manual_seed(0)
-    m = build_sr_model(name, scale, 1, **opts)
-    for p in m.parameters():  # non-trivial weights (paper init gives ~0 outputs)
-        torch.nn.init.normal_(p, 0, 0.05)
-    return m.eval()
+from helpers import random_sr_model, smooth_image, sr_weights
 
 
 @pytest.mark.parametrize("name, scale, opts", [
@@ -28,7 +19,7 @@ def random_model(name, scale, **opts):
 ])
 @pytest.mark.parametrize("size, tile", [((37, 29), 8), ((40, 52), 16), ((23, 61), 10)])
 def test_tiled_equals_untiled(name, scale, opts, size, tile):
-    model = random_model(name, scale, **opts)
+    model = random_sr_model(name, scale, **opts)
     x = torch.rand(1, 1, *size)
     full = tiled_forward(model, x, 0)
     tiled = tiled_forward(model, x, tile)
@@ -41,7 +32,7 @@ def test_self_ensemble_is_equivariant_and_tiles_exactly():
     equals the hand-made mean of the 8 passes, and tiling does not change it."""
     from densekit.models.sr.common import dihedral_ensemble
 
-    model = random_model("hdcn", 2, features=8)
+    model = random_sr_model("hdcn", 2, features=8)
     x = torch.rand(1, 1, 23, 30)
     ens = tiled_forward(model, x, 0, self_ensemble=True)
     flipped = tiled_forward(model, x.flip(-1), 0, self_ensemble=True).flip(-1)
@@ -63,8 +54,7 @@ def test_self_ensemble_is_equivariant_and_tiles_exactly():
 @pytest.fixture
 def weights_x2(tmp_path):
     path = tmp_path / "w.pt"
-    m = random_model("hdcn", 2, features=8)
-    save_weights(path, m, SRModelConfig(name="hdcn", scale=2, options={"features": 8}))
+    sr_weights(path, "hdcn", 2, random_sr_model("hdcn", 2, features=8), features=8)
     return path
 
 
@@ -121,7 +111,7 @@ def test_upscale_cli_self_ensemble(inputs, tmp_path):
 
 
 def test_bicubic_model_on_an_rgb_image_matches_imresize(inputs, tmp_path):
-    from densekit.data.imresize import imresize
+    from densekit.ops.imresize import imresize
 
     out = tmp_path / "out"
     upscale_files(load_sr_model("bicubic", 3), [str(inputs / "gray.png")], out, progress=False)
@@ -188,7 +178,7 @@ def test_whole_image_tiled_equals_untiled_with_chroma_and_alpha():
     from densekit.data.image_io import ImageInfo
     from densekit.tasks.sr_upscale import upscale_image
 
-    model = random_model("hdcn", 3, features=8)
+    model = random_sr_model("hdcn", 3, features=8)
     img = torch.rand(3, 29, 35)
     info = ImageInfo(gray=False, alpha=torch.rand(1, 29, 35), bits=8)
     a, ia = upscale_image(model, img, info, tile=0)
@@ -208,3 +198,15 @@ def test_outputs_are_ordinary_readable_files(inputs, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask
+
+
+def test_a_bad_file_is_reported_on_its_own_line_above_the_progress_bar(inputs, tmp_path,
+                                                                      capsys):
+    (inputs / "bad.png").write_bytes(b"not an image")
+    assert main(["sr", "upscale", str(inputs), "--model", "bicubic", "--scale", "2", "-o",
+                 str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "img/s]" in err  # the progress bar was drawn on stderr, the error line with it
+    shown = [line.rsplit("\r", 1)[-1] for line in err.split("\n")]  # what a terminal keeps
+    (line,) = [s for s in shown if "bad.png" in s]
+    assert line.startswith(f"densekit: error: {inputs / 'bad.png'}: "), repr(err)

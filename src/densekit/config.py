@@ -20,7 +20,8 @@ import yaml
 
 from densekit.errors import ConfigError
 
-__all__ = ["check", "load_config", "build", "to_dict", "apply_overrides", "parse_override"]
+__all__ = ["check", "load_config", "load_task_config", "build", "to_dict", "to_yaml",
+           "apply_overrides", "parse_override"]
 
 
 def check(default=dataclasses.MISSING, *, min=None, max=None, gt=None, choices=None,
@@ -161,6 +162,11 @@ def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
 
 
+def to_yaml(obj) -> str:
+    """A config tree as YAML, every key in schema order (a config file that gives it back)."""
+    return yaml.safe_dump(to_dict(obj), sort_keys=False, default_flow_style=None)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"--set {text}: expected key=value")
@@ -233,13 +239,47 @@ def read_config_tree(path: str | Path, _seen: tuple = ()) -> dict:
     return merge(read_config_tree(path.parent / base, _seen + (path.resolve(),)), data)
 
 
-def load_config(cls, path: str | Path | None, overrides: list[str] | None = None):
-    """Read YAML ``path`` (or start empty), apply overrides, and build ``cls``."""
+def _read(path: str | Path | None, overrides: list[str] | None) -> dict:
     data = read_config_tree(path) if path is not None else {}
-    data = apply_overrides(data, overrides or [])
+    return apply_overrides(data, overrides or [])
+
+
+def _build_from(cls, data: dict, path: str | Path | None):
     try:
         return build(cls, data)
     except ConfigError as e:
         if path is not None:
             raise ConfigError(f"{path}: {e}") from None
         raise
+
+
+def load_config(cls, path: str | Path | None, overrides: list[str] | None = None):
+    """Read YAML ``path`` (or start empty), apply overrides, and build ``cls``."""
+    return _build_from(cls, _read(path, overrides), path)
+
+
+def load_task_config(schemas: dict[str, type], path: str | Path | None,
+                     overrides: list[str] | None = None, task: str | None = None):
+    """:func:`load_config` with the schema the config's ``task`` key names, one of ``schemas``
+    (e.g. ``{"sr": SRConfig, "seg": SegConfig}``), or ``task``'s (the key, if present, must
+    agree)."""
+    data = _read(path, overrides)
+    if task is not None:
+        data.setdefault("task", task)
+    name = task if task is not None else data.get("task")
+    if name not in schemas:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}task: " + (f"must be one of {list(schemas)}, got {name!r}"
+                                              if name is not None else
+                                              f"required (one of {list(schemas)})"))
+    return _build_from(schemas[name], data, path)
+
+
+def command_line(prog: str, path: str | Path | None, overrides: list[str] | None) -> str:
+    """The shell command that loads this config: ``prog --config PATH --set k=v ...``, quoted.
+
+    Training runs record it in their log and weights so that a result names its command."""
+    import shlex
+
+    return prog + (f" --config {shlex.quote(str(path))}" if path else "") + "".join(
+        f" --set {shlex.quote(o)}" for o in overrides or [])

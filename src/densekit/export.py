@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from densekit.data.imresize import _matrix64
 from densekit.errors import DensekitError
+from densekit.io import atomic_write_bytes
+from densekit.ops import imresize
 
 # (traced size, two check sizes) per task, as (N, H, W); SR sizes are LR sizes
 SIZES = {"sr": ((1, 24, 28), ((1, 17, 31), (2, 20, 13))),
@@ -95,7 +96,7 @@ def to_onnx(model: nn.Module, task: str, channels: int) -> bytes:
             raise DensekitError(f"ONNX export failed for {type(model).__name__} "
                                 f"({first[:160]})") from None
         finally:  # tracing filled the bicubic matrix cache with fake tensors: drop them
-            _matrix64.cache_clear()
+            imresize.clear_cache()
     return program.model_proto.SerializeToString()
 
 
@@ -144,8 +145,6 @@ def export(task: str, weights: str | None, output: str | Path, *, model: str | N
            scale: int | None = None, tolerance: float = 1e-3) -> dict:
     """Export, check against ONNX Runtime, then write ``output`` atomically. Returns
     {output, model, bytes, max_abs_diff, check_sizes}."""
-    from densekit.data.image_io import atomic_write
-
     net, meta = load_model(task, weights, model, scale)
     channels = int(getattr(net, "channels", 3))
     data = to_onnx(net, task, channels)
@@ -156,6 +155,6 @@ def export(task: str, weights: str | None, output: str | Path, *, model: str | N
                             "the input size, not exported")
     data = _with_metadata(data, {**meta, "max_abs_diff": diff})
     out = Path(output)
-    atomic_write(out, lambda tmp: Path(tmp).write_bytes(data))
+    atomic_write_bytes(out, data, what="ONNX model")
     return {"output": str(out), "model": meta["model"], "bytes": len(data), "max_abs_diff": diff,
             "check_sizes": [list(s) for s in SIZES[task][1]]}

@@ -7,11 +7,13 @@ and exit status 2; they never show a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
 from densekit import __version__
 from densekit.errors import DensekitError
+from densekit.models.sr import SR_MODELS, SUPPORTED_SCALES
 
 
 def _precision_args(p: argparse.ArgumentParser, train: bool = False) -> None:
@@ -44,13 +46,16 @@ def _engine(args):
     return Precision(device, resolve_precision(args.precision, device), channels_last=True)
 
 
+_SCALES_TEXT = ", ".join(map(str, SUPPORTED_SCALES[:-1])) + f" or {SUPPORTED_SCALES[-1]}"
+
+
 def _scale(text: str) -> int:
     try:
         s = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"scale must be 2, 3 or 4, got {text!r}") from None
-    if s not in (2, 3, 4):
-        raise argparse.ArgumentTypeError(f"scale must be 2, 3 or 4, got {s}")
+        raise argparse.ArgumentTypeError(f"scale must be {_SCALES_TEXT}, got {text!r}") from None
+    if s not in SUPPORTED_SCALES:
+        raise argparse.ArgumentTypeError(f"scale must be {_SCALES_TEXT}, got {s}")
     return s
 
 
@@ -122,7 +127,8 @@ def cmd_sr_upscale(args) -> int:
 def cmd_sr_models(args) -> int:
     from densekit.bench import inference_ms_per_megapixel
     from densekit.models.complexity import count_params, flops_per_pixel
-    from densekit.models.sr import SR_MODELS, build_sr_model
+    from densekit.models.sr import build_sr_model
+    from densekit.models.zoo import default_weights
 
     prec = _engine(args) if args.time else None
     rows = []
@@ -131,6 +137,10 @@ def cmd_sr_models(args) -> int:
             m = build_sr_model(name, s)
             row = {"model": name, "scale": s, "params": count_params(m),
                    "flops_per_pixel": flops_per_pixel(m, (48, 48))}
+            shipped = default_weights(name, scale=s)
+            if shipped is not None:
+                row["weights"] = shipped.name
+                row["psnr"] = {d: m["psnr"] for d, m in shipped.metrics.items()}
             if prec is not None:
                 row["ms_per_megapixel"] = inference_ms_per_megapixel(m, prec, args.time)
             rows.append(row)
@@ -138,14 +148,31 @@ def cmd_sr_models(args) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     timed = f" {'ms/Mpx out':>11}" if prec is not None else ""
-    print(f"{'model':<8} {'scale':>5} {'params':>10} {'FLOPs/pixel':>14}{timed}")
+    print(f"{'model':<8} {'scale':>5} {'params':>10} {'FLOPs/pixel':>14}{timed}  "
+          "shipped weights (PSNR, fp32)")
     for r in rows:
         t = f" {r['ms_per_megapixel']:>11,.0f}" if prec is not None else ""
+        psnr = ", ".join(f"{d} {v:.2f} dB" for d, v in r.get("psnr", {}).items())
         print(f"{r['model']:<8} {'x' + str(r['scale']):>5} {r['params']:>10,} "
-              f"{r['flops_per_pixel']:>14,.0f}{t}")
+              f"{r['flops_per_pixel']:>14,.0f}{t}  {psnr or '-'}")
     if prec is not None:
         print(f"(inference on a {args.time}x{args.time}-pixel output, {prec.device.type} "
               f"{prec.mode}, median of 3 runs after a warm-up)")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from densekit.models.zoo import headline, list_weights, markdown_table
+
+    records = list_weights(task=args.task)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(w) for w in records], indent=1))
+    elif args.markdown:
+        print(markdown_table(records), end="")
+    else:
+        print(f"{'weights':<22} {'task':<4} {'model':<13} {'params':>11}  result (fp32)")
+        for w in records:
+            print(f"{w.name:<22} {w.task:<4} {w.model:<13} {w.params:>11,}  {headline(w)}")
     return 0
 
 
@@ -302,6 +329,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_config_show(args) -> int:
+    from densekit.config import load_task_config, to_yaml
+    from densekit.tasks.seg import SegConfig
+    from densekit.tasks.sr import SRConfig
+
+    cfg = load_task_config({"sr": SRConfig, "seg": SegConfig}, args.config, args.set, args.task)
+    print(to_yaml(cfg), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="densekit",
                                 description="densekit: dense image prediction toolkit")
@@ -321,67 +358,87 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_sr_train)
 
     e = srs.add_parser("eval", help="PSNR/SSIM on folders of HR images (the standard protocol)")
-    e.add_argument("--model", default="hdcn", choices=["bicubic", "hdcn", "srcnn", "vdsr",
-                                                       "rednet"])
-    e.add_argument("--scale", type=_scale, required=True)
+    e.add_argument("--model", default="hdcn", choices=list(SR_MODELS),
+                   help="SR model (default: hdcn)")
+    e.add_argument("--scale", type=_scale, required=True, help="upscaling factor: " + _SCALES_TEXT)
     e.add_argument("--data", action="append", required=True, metavar="DIR",
                    help="folder of HR images (repeatable)")
     e.add_argument("--weights", help="weights file or training checkpoint "
                                      "(default for hdcn: the shipped weights)")
-    e.add_argument("--json", action="store_true", help="print a JSON list, one object per folder")
+    e.add_argument("--json", action="store_true",
+                   help="print a JSON list, one object per folder")
     _self_ensemble_arg(e)
     _precision_args(e)
     e.set_defaults(func=cmd_sr_eval)
 
     u = srs.add_parser("upscale", help="upscale your own images (files or folders)")
-    u.add_argument("inputs", nargs="+", metavar="INPUT")
-    u.add_argument("--scale", type=_scale, required=True)
-    u.add_argument("--model", default="hdcn", choices=["bicubic", "hdcn", "srcnn", "vdsr",
-                                                       "rednet"])
-    u.add_argument("--weights")
+    u.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files or folders of images (PNG, JPEG, BMP, TIFF, WebP)")
+    u.add_argument("--scale", type=_scale, required=True, help="upscaling factor: " + _SCALES_TEXT)
+    u.add_argument("--model", default="hdcn", choices=list(SR_MODELS),
+                   help="SR model (default: hdcn)")
+    u.add_argument("--weights", help="weights file or training checkpoint "
+                                     "(default for hdcn: the shipped weights of --scale)")
     u.add_argument("--tile", type=_nonneg_int, default=None,
                    help="LR tile size in pixels (0 = whole image; default keeps tiles ~512px out)")
-    u.add_argument("-o", "--output", required=True, metavar="OUTDIR")
-    u.add_argument("-q", "--quiet", action="store_true")
+    u.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                   help="folder for the NAME_xS.png outputs (created if missing)")
+    u.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar or summary line (errors are still printed)")
     _self_ensemble_arg(u)
     _precision_args(u)
     u.set_defaults(func=cmd_sr_upscale)
 
     mo = srs.add_parser("models", help="parameters and FLOPs per output pixel of every SR model")
-    mo.add_argument("--scales", type=_scale, nargs="+", default=[2, 3, 4])
-    mo.add_argument("--json", action="store_true")
+    mo.add_argument("--scales", type=_scale, nargs="+", default=list(SUPPORTED_SCALES),
+                    help="scales to report (default: all)")
+    mo.add_argument("--json", action="store_true", help="print JSON instead of a table")
     mo.add_argument("--time", type=int, nargs="?", const=480, default=0, metavar="SIZE",
                     help="also time CPU/GPU inference on a SIZE x SIZE output (default 480)")
     _precision_args(mo)
     mo.set_defaults(func=cmd_sr_models)
 
+    zm = sub.add_parser("models", help="the shipped weights (model zoo) with their metrics")
+    zm.add_argument("--task", choices=["sr", "seg"], help="only this task's weights")
+    zm.add_argument("--json", action="store_true",
+                    help="every record in full (file, SHA-256, metrics and the commands)")
+    zm.add_argument("--markdown", action="store_true",
+                    help="the README's model table")
+    zm.set_defaults(func=cmd_models)
+
     sg = sub.add_parser("seg", help="semantic segmentation (SS-GAN adversarial training)")
     sgs = sg.add_subparsers(dest="seg_command", required=True)
     t = sgs.add_parser("train", help="phase 1 (G alone) then phase 2 (adversarial), resumable")
     t.add_argument("--config", help="YAML config (configs/seg/*.yaml)")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE")
-    t.add_argument("--resume", nargs="?", const="auto", default=None)
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.phase1_epochs=0 (repeatable)")
+    t.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="'auto' (newest valid checkpoint of the run folder) or a checkpoint path")
     _precision_args(t, train=True)
     t.set_defaults(func=cmd_seg_train)
     e = sgs.add_parser("eval", help="per-class IoU, mIoU, pixel accuracy on a split")
     e.add_argument("--config", help="the data set settings (default for CamVid weights: "
                                     "CamVid, DIR/SPLIT images and DIR/SPLITannot labels)")
-    e.add_argument("--set", action="append", metavar="KEY=VALUE")
+    e.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a value of --config, e.g. --set data.root=DIR (repeatable)")
     e.add_argument("--weights", help="weights.pt or a training checkpoint (default: the "
                                      "shipped CamVid model)")
     e.add_argument("--data", help="data set root (default: the config's data.root; without "
                                   "--config ../shared/data/camvid)")
-    e.add_argument("--split", help="default: the config's data.val_split (val)")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--split", help="split to score (default: the config's data.val_split, val)")
+    e.add_argument("--json", action="store_true", help="print the results as one JSON object")
     _seg_inference_options(e)
     _precision_args(e)
     e.set_defaults(func=cmd_seg_eval)
     pr = sgs.add_parser("predict", help="label PNGs and overlays for your own images")
-    pr.add_argument("inputs", nargs="+", metavar="INPUT")
+    pr.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="image files or folders of images (PNG, JPEG, BMP, TIFF, WebP)")
     pr.add_argument("--weights", help="weights.pt or a training checkpoint (default: the "
                                       "shipped CamVid model)")
-    pr.add_argument("-o", "--output", required=True, metavar="OUTDIR")
-    pr.add_argument("-q", "--quiet", action="store_true")
+    pr.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                    help="folder for NAME_label.png (class indices) and NAME_overlay.png")
+    pr.add_argument("-q", "--quiet", action="store_true",
+                    help="no progress bar or summary line (errors are still printed)")
     _seg_inference_options(pr)
     _precision_args(pr)
     pr.set_defaults(func=cmd_seg_predict)
@@ -389,24 +446,28 @@ def build_parser() -> argparse.ArgumentParser:
     dc = sub.add_parser("data", help="data set tools")
     dcs = dc.add_subparsers(dest="data_command", required=True)
     c = dcs.add_parser("check", help="report every problem of a data set, with file names")
-    c.add_argument("--task", choices=["seg", "sr"], required=True)
+    c.add_argument("--task", choices=["seg", "sr"], required=True,
+                   help="seg: image/label pairs; sr: every image decodes")
     c.add_argument("--dataset", default="folder",
                    help="seg: voc, cityscapes, camvid, folder or synthetic")
-    c.add_argument("--data", required=True, metavar="DIR")
+    c.add_argument("--data", required=True, metavar="DIR", help="data set root folder")
     c.add_argument("--split", action="append", help="seg splits (default: train and val)")
     c.add_argument("--classes", metavar="FILE",
                    help="folder data sets: class names, one a line (default: DIR/classes.txt)")
     c.set_defaults(func=cmd_data_check)
 
     x = sub.add_parser("export", help="export a model to ONNX (dynamic batch/height/width)")
-    x.add_argument("--task", choices=["sr", "seg"], required=True)
+    x.add_argument("--task", choices=["sr", "seg"], required=True,
+                   help="super-resolution or segmentation model")
     x.add_argument("--weights", help="weights file or training checkpoint (sr default: the "
                                      "shipped weights of --model/--scale)")
-    x.add_argument("--model", choices=["bicubic", "hdcn", "srcnn", "vdsr", "rednet"],
+    x.add_argument("--model", choices=list(SR_MODELS),
                    help="sr: model name (default: from the weights file)")
     x.add_argument("--scale", type=_scale, help="sr: scale (default: from the weights file)")
-    x.add_argument("--format", choices=["onnx"], default="onnx")
-    x.add_argument("-o", "--output", required=True, metavar="FILE")
+    x.add_argument("--format", choices=["onnx"], default="onnx",
+                   help="output format (default: onnx)")
+    x.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="the file to write (written atomically after the ONNX Runtime check)")
     x.set_defaults(func=cmd_export)
 
     b = sub.add_parser("bench", help="speed of every model and of the data pipeline on this "
@@ -423,11 +484,24 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("demo", help="the offline demo (make demo)")
-    d.add_argument("-o", "--output", default="demo_out")
+    d.add_argument("-o", "--output", default="demo_out",
+                   help="folder for the comparison pictures (default: demo_out)")
     d.add_argument("--part", default="all", choices=["all", "sr", "camvid", "seg"],
                    help="super-resolution, the shipped CamVid model on street scenes, "
                         "segmentation (SS-GAN on synthetic scenes), or all three")
     d.set_defaults(func=cmd_demo)
+
+    cf = sub.add_parser("config", help="training configs")
+    cfs = cf.add_subparsers(dest="config_command", required=True)
+    sh = cfs.add_parser("show", help="print a config fully resolved (base files merged, --set "
+                                     "applied, every default filled in) as YAML")
+    sh.add_argument("--config", help="YAML config (configs/sr/*.yaml or configs/seg/*.yaml; "
+                                     "default: the built-in defaults of --task)")
+    sh.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="override a config value, e.g. --set train.epochs=2 (repeatable)")
+    sh.add_argument("--task", choices=["sr", "seg"],
+                    help="the config's task (default: its 'task:' key)")
+    sh.set_defaults(func=cmd_config_show)
     return p
 
 

@@ -3,15 +3,14 @@
 Everything in densekit reads images through :func:`read_image`, which returns a float32 tensor
 (C, H, W) in [0, 1] and the facts needed to write the result back in the same kind
 (grayscale/RGB, alpha, 8/16 bit). Unreadable, truncated or absurdly large files raise
-:class:`~densekit.errors.ImageError` naming the file. Writes are atomic: a temporary file in the
-target folder is renamed into place, so no partial output file is ever left behind.
+:class:`~densekit.errors.ImageError` naming the file. Writes are atomic
+(:func:`densekit.io.atomic_write`), so no partial output file is ever left behind.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from densekit.errors import DensekitError, ImageError
+from densekit.io import atomic_write, write_above_bars
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_PIXELS = 200_000_000  # refuse decompression bombs larger than this (about 14k x 14k)
@@ -52,7 +52,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def _open(path: Path, load: bool = True) -> Image.Image:
+def open_image(path: Path, load: bool = True) -> Image.Image:
     """The opened image, decoded and turned upright (EXIF orientation); with ``load=False``
     only the header is read (the caller closes the image)."""
     if not path.exists():
@@ -86,7 +86,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(height, width) of an image file as :func:`read_image` returns it (EXIF orientation
     applied), from the header alone: fast, but a file truncated after its header passes."""
     path = Path(path)
-    im = _open(path, load=False)
+    im = open_image(path, load=False)
     try:
         w, h = im.size
         exif = im.info.get("exif")  # PNG: only an eXIf chunk before the pixel data
@@ -110,7 +110,12 @@ def read_image(path: str | os.PathLike) -> tuple[torch.Tensor, ImageInfo]:
     16-bit grayscale/RGB PNGs keep their full precision (``ImageInfo.bits == 16``).
     """
     path = Path(path)
-    im = _open(path)
+    return image_from_pil(open_image(path), path)
+
+
+def image_from_pil(im: Image.Image, name: str | os.PathLike = "image"
+                   ) -> tuple[torch.Tensor, ImageInfo]:
+    """:func:`read_image` of an opened PIL image (``name`` is used in error messages)."""
     alpha = None
     bits = 8
     mode = im.mode
@@ -141,7 +146,7 @@ def read_image(path: str | os.PathLike) -> tuple[torch.Tensor, ImageInfo]:
         try:
             im = im.convert("RGB")
         except (OSError, ValueError) as e:
-            raise ImageError(f"{path}: unsupported image mode {mode} ({e})") from None
+            raise ImageError(f"{name}: unsupported image mode {mode} ({e})") from None
     arr = np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0
     return torch.from_numpy(arr.copy()), ImageInfo(False, alpha, bits)
 
@@ -172,38 +177,10 @@ def to_pil(img: torch.Tensor, info: ImageInfo | None = None) -> Image.Image:
     return Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")
 
 
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename into ``path``; nothing is left behind on failure."""
-    path = Path(path)
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; outputs are normal files
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_image(path: str | os.PathLike, img: torch.Tensor, info: ImageInfo | None = None) -> None:
     """Write a (C, H, W) [0, 1] tensor as PNG atomically."""
     pil = to_pil(img, info)
-    atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
+    atomic_write(path, lambda f: pil.save(f, format="PNG"))
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -233,8 +210,8 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
 def process_images(inputs: list[str], out_dir: str | os.PathLike, handle, *, verb: str,
                    progress: bool = True, report=print) -> dict:
     """Run ``handle(src_path, out_folder) -> written path`` on every image of ``inputs``
-    (files and folders). A bad file is reported in one line and skipped; the rest go on.
-    Returns ``{"written", "failed", "seconds"}``."""
+    (files and folders). A bad file is reported in one line (``report``, above the progress
+    bar) and skipped; the rest go on. Returns ``{"written", "failed", "seconds"}``."""
     out = prepare_out_dir(out_dir)
     files = collect_inputs(inputs)
     if not files:
@@ -246,5 +223,5 @@ def process_images(inputs: list[str], out_dir: str | os.PathLike, handle, *, ver
             done.append(str(handle(src, out)))
         except DensekitError as e:
             failed.append(str(e))
-            report(f"densekit: error: {e}")
+            write_above_bars(f"densekit: error: {e}", report)
     return {"written": done, "failed": failed, "seconds": time.perf_counter() - t0}

@@ -1,10 +1,13 @@
-"""Super-resolution training data: random HR crops from folders of images, LR made on the fly.
+"""Super-resolution data: the protocol's HR ground truth and LR images, and training batches of
+random HR crops from folders of images, their LR made on the fly.
 
-All images are decoded once and kept in memory as uint8 tensors. Each training step's batch is
-a pure function of (seed, step): random image, random crop, one of the 8 rotations/flips, then
-the LR patch by MATLAB-exact bicubic (the evaluation protocol's degradation). That makes
-resumed runs see exactly the batches of an uninterrupted run, and lets DataLoader workers build
-batches ahead of the training step without any shared state.
+:func:`make_lr` and :func:`ground_truth_y` are steps 2 and 3 of the evaluation protocol
+(:mod:`densekit.tasks.sr_eval`). All training images are decoded once and kept in memory as
+uint8 tensors. Each training step's batch is a pure function of (seed, step): random image,
+random crop, one of the 8 rotations/flips, then the LR patch by MATLAB-exact bicubic (the
+evaluation protocol's degradation). That makes resumed runs see exactly the batches of an
+uninterrupted run, and lets DataLoader workers build batches ahead of the training step without
+any shared state.
 """
 
 from __future__ import annotations
@@ -12,13 +15,37 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from torch.utils.data import Dataset
 
-from densekit.data.color import to_model_channels
 from densekit.data.image_io import list_images, read_image
 from densekit.data.stream import step_generator
 from densekit.errors import DensekitError
-from densekit.tasks.sr_eval import ground_truth_y, make_lr
+from densekit.ops.color import rgb_to_y, to_model_channels
+from densekit.ops.imresize import imresize, round_uint8
+
+
+def make_lr(hr: Tensor, scale: int, *, quantize: bool = False) -> Tensor:
+    """The LR image of the protocol: MATLAB ``imresize(hr, 1/scale, 'bicubic')``.
+
+    ``hr`` is a modcropped (..., C, H, W) image in [0, 1] (float64 recommended). By default the
+    result is left unrounded, as SRCNN's ``demo_SR.m`` (which produced the published Bicubic
+    numbers) computes it on the double image. ``quantize=True`` reproduces MATLAB ``imresize`` on
+    a uint8 image instead (rounded to uint8 after each pass: the LR image as it would be saved).
+    """
+    scale = int(scale)
+    h, w = hr.shape[-2:]
+    if h % scale or w % scale:
+        raise ValueError(f"HR size {h}x{w} is not a multiple of the scale {scale}; modcrop first")
+    return imresize(hr, 1.0 / scale, size=(h // scale, w // scale), quantize=quantize)
+
+
+def ground_truth_y(hr: Tensor) -> Tensor:
+    """The channel measured against: Y of an RGB image rounded to uint8 levels (MATLAB
+    ``rgb2ycbcr`` on uint8), or the gray image itself. (C, H, W) -> (1, H, W)."""
+    if hr.shape[-3] == 1:
+        return round_uint8(hr)
+    return round_uint8(rgb_to_y(hr))
 
 
 def load_image_folders(folders: list[str]) -> tuple[list[torch.Tensor], list[str]]:

@@ -1,4 +1,5 @@
-"""Atomic checkpoints: written to a temporary file, fsynced, then renamed into place.
+"""Atomic checkpoints: written with :func:`densekit.io.atomic_write` (a temporary file, fsynced,
+then renamed into place).
 
 A reader never sees a half-written checkpoint under its final name, and a crash during a write
 leaves the previous checkpoint intact. ``find_resume`` picks the newest checkpoint that loads.
@@ -12,17 +13,16 @@ import contextlib
 import fcntl
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
-from densekit.data.image_io import current_umask
 from densekit.engine import faults
 from densekit.errors import DensekitError
+from densekit.io import atomic_write
 
 CKPT_RE = re.compile(r"^step_(\d{8})\.pt$")
-TEMP_RE = re.compile(r"^\..+\.pt\.[A-Za-z0-9_]+\.tmp$")  # atomic_torch_save's temporary files
+TEMP_RE = re.compile(r"^\..+\.pt\.[A-Za-z0-9_]+\.tmp$")  # atomic_write's temporary .pt files
 LOCK_NAME = ".lock"
 
 
@@ -69,34 +69,21 @@ def remove_stale_temps(folder: str | Path) -> int:
     return len(stale)
 
 
-def atomic_torch_save(obj, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            faults.point("kill_in_save")  # tests only: see densekit.engine.faults
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        # torch.save reports a full disk as RuntimeError from its zip writer
-        if isinstance(e, (OSError, RuntimeError)):
-            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
-            raise DensekitError(f"{path}: cannot write checkpoint ({why[:160]}); the previous "
-                                "checkpoint is kept") from None
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
+def atomic_torch_save(obj, path: str | Path, *, what: str = "checkpoint") -> None:
+    """``torch.save(obj)`` to ``path`` with :func:`densekit.io.atomic_write`; a failed write
+    raises DensekitError and keeps every earlier file (``what`` names the file in it)."""
+
+    def write(f) -> None:
         try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+            torch.save(obj, f)
+        except RuntimeError as e:  # torch.save reports a full disk so, from its zip writer
+            raise OSError(str(e).splitlines()[0] if str(e) else "torch.save failed") from None
+        faults.point("kill_in_save")  # tests only: see densekit.engine.faults
+
+    try:
+        atomic_write(path, write, what=what)
+    except DensekitError as e:
+        raise DensekitError(f"{e}; the previous {what} is kept") from None
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from tqdm import tqdm
+from densekit.io import write_above_bars
 
 
 class RunLogger:
@@ -42,7 +42,7 @@ class RunLogger:
     def info(self, message: str) -> None:
         if not self.enabled:
             return
-        tqdm.write(message)
+        write_above_bars(message)
         self._text.write(time.strftime("%Y-%m-%d %H:%M:%S ") + message + "\n")
 
     def close(self) -> None:

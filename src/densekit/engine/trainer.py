@@ -68,6 +68,15 @@ class EngineConfig:
             raise ConfigError("out_dir: must name a folder, got ''")
 
 
+def format_out_dir(template: str, **fields) -> str:
+    """Fill the placeholders of engine.out_dir (a task's ``{model}``, ``{scale}``, ``{seed}``...)."""
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError, ValueError) as e:
+        raise DensekitError(f"engine.out_dir: bad placeholder in {template!r} ({e}); "
+                            f"known: {', '.join('{' + k + '}' for k in fields)}") from None
+
+
 class Rollback(Exception):
     """Raised by a task (or the trainer) to go back to the last good checkpoint."""
 

@@ -1,4 +1,4 @@
-"""Published super-resolution results that densekit compares against (``docs/protocols.md``):
+"""Published super-resolution results that densekit compares against (``docs/protocols.md`` 1.5):
 PSNR (dB) / SSIM on the Y channel, ``scale`` pixels shaved. One table for the benchmark, the
 results scripts and the tests."""
 

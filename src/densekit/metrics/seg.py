@@ -1,4 +1,4 @@
-"""Semantic-segmentation metrics by the protocol of docs/protocols.md.
+"""Semantic-segmentation metrics by the protocol of docs/protocols.md 2.1.
 
 One confusion matrix is accumulated over the whole split (never averaged per image); pixels with
 the ignore label are excluded. ``matrix[t, p]`` counts pixels of true class ``t`` predicted as

@@ -28,9 +28,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from densekit.data.image_io import atomic_write, to_pil
+from densekit.data.image_io import to_pil
 from densekit.engine.precision import Precision, resolve_device, resolve_precision
 from densekit.errors import DensekitError
+from densekit.io import atomic_write
 
 DEMO_IMAGES = ("astronaut", "chelsea", "coffee", "camera")
 
@@ -76,9 +77,10 @@ def side_by_side(panels: list[Image.Image]) -> Image.Image:
 
 
 def run_sr_demo(out_dir: Path, scales=(2, 4)) -> list[dict]:
+    from densekit.data.sr import make_lr
     from densekit.metrics.sr import modcrop
     from densekit.tasks.sr import load_sr_model
-    from densekit.tasks.sr_eval import evaluate_image, make_lr
+    from densekit.tasks.sr_eval import evaluate_image
 
     device = resolve_device("auto")
     prec = Precision(device, resolve_precision("auto", device))
@@ -111,7 +113,7 @@ def _write_comparison(path: Path, hr, lr, models, s, device, prec) -> None:
         panels.append(_zoom_panel(out, box, f"{mname} x{s}"))
     panels.append(_zoom_panel(hr.float(), box, "original (HR)"))
     img = side_by_side(panels)
-    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+    atomic_write(path, lambda f: img.save(f, format="PNG"))
 
 
 def print_sr_table(rows: list[dict]) -> None:
@@ -204,7 +206,7 @@ def _write_camvid_figure(path: Path, image: torch.Tensor, pred: np.ndarray, mask
     img = Image.new("RGB", (strip.width, strip.height + legend.height), "white")
     img.paste(strip, (0, 0))
     img.paste(legend, (0, strip.height))
-    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+    atomic_write(path, lambda f: img.save(f, format="PNG"))
 
 
 # ---- segmentation ------------------------------------------------------------------------------
@@ -282,12 +284,12 @@ def _write_seg_comparisons(out_dir: Path, models: dict, meta: dict, scenes: int)
             ImageDraw.Draw(panel).text((4, 4), label, fill="black")
             pils.append(panel)
         img = side_by_side(pils)
-        atomic_write(out_dir / f"scene{i}.png", lambda tmp, img=img: img.save(tmp, format="PNG"))
+        atomic_write(out_dir / f"scene{i}.png", lambda f, img=img: img.save(f, format="PNG"))
 
 
 def run_demo(output: str | Path = "demo_out",
              parts: tuple[str, ...] = ("sr", "camvid", "seg")) -> None:
-    from densekit.tasks.seg import shipped_seg_weights
+    from densekit.tasks.seg.weights import shipped_seg_weights
 
     out_dir = Path(output)
     out_dir.mkdir(parents=True, exist_ok=True)

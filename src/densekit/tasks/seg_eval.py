@@ -1,5 +1,5 @@
 """Segmentation inference and evaluation: whole-image or sliding-window, optional flip and
-multi-scale testing, one confusion matrix over the split (the protocol of ``docs/protocols.md``).
+multi-scale testing, one confusion matrix over the split (the protocol of ``docs/protocols.md`` 2).
 """
 
 from __future__ import annotations

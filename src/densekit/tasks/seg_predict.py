@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from densekit.data.image_io import atomic_write, process_images, read_image
+from densekit.data.image_io import process_images, read_image
+from densekit.io import atomic_write
 from densekit.tasks.seg_eval import normalize, predict_logits
 
 
@@ -24,6 +25,23 @@ def overlay(rgb: np.ndarray, labels: np.ndarray, palette: list, alpha: float = 0
     return Image.fromarray((rgb * (1 - alpha) + colours * alpha).round().astype(np.uint8), "RGB")
 
 
+def rgb_uint8(img: torch.Tensor) -> torch.Tensor:
+    """A (1 or 3, H, W) [0, 1] image as (3, H, W) uint8, the input of :func:`segment_image`."""
+    rgb = img.expand(3, -1, -1) if img.shape[0] == 1 else img
+    return torch.round(rgb * 255).to(torch.uint8)
+
+
+@torch.no_grad()
+def segment_image(model, meta: dict, rgb8: torch.Tensor, *, device="cpu", autocast=None,
+                  **inference) -> np.ndarray:
+    """The (H, W) label map of one (3, H, W) uint8 RGB image (``inference``: the options of
+    :func:`predict_logits`)."""
+    probs = predict_logits(model, normalize(rgb8[None]).to(device),
+                           num_classes=len(meta["classes"]), resize=meta.get("resize", 1.0),
+                           autocast=autocast, **inference)
+    return probs.argmax(1)[0].cpu().numpy()
+
+
 def predict_files(model, meta: dict, inputs: list[str], out_dir: str | Path, *, device="cpu",
                   autocast=None, progress: bool = True, report=print, **inference) -> dict:
     """Label PNG + overlay for every input; a bad file is reported and skipped."""
@@ -31,19 +49,15 @@ def predict_files(model, meta: dict, inputs: list[str], out_dir: str | Path, *, 
 
     def handle(src: Path, out: Path) -> Path:
         img, _ = read_image(src)
-        rgb = img.expand(3, -1, -1) if img.shape[0] == 1 else img
-        rgb8 = torch.round(rgb * 255).to(torch.uint8)
-        probs = predict_logits(model, normalize(rgb8[None]).to(device),
-                               num_classes=len(meta["classes"]), resize=meta.get("resize", 1.0),
-                               autocast=autocast, **inference)
-        labels = probs.argmax(1)[0].cpu().numpy()
+        rgb8 = rgb_uint8(img)
+        labels = segment_image(model, meta, rgb8, device=device, autocast=autocast, **inference)
         lab = label_png(labels, meta["palette"])
         ovl = overlay(rgb8.permute(1, 2, 0).numpy().astype(np.float32), labels, meta["palette"])
         written = []
         try:  # both files or neither: a label without its overlay is a partial output
             for im, suffix in ((lab, "label"), (ovl, "overlay")):
                 dst = out / f"{src.stem}_{suffix}.png"
-                atomic_write(dst, lambda tmp, im=im: im.save(tmp, format="PNG"))
+                atomic_write(dst, lambda f, im=im: im.save(f, format="PNG"))
                 written.append(dst)
         except BaseException:
             for dst in written:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shlex
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -12,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from densekit.config import check, load_config, to_dict
+from densekit.config import check, command_line, load_config, to_dict
 from densekit.data.sr import SRPatchBatches, check_folders
 from densekit.data.stream import batch_stream
 from densekit.engine import distributed
+from densekit.engine.checkpoint import atomic_torch_save, load_checkpoint
 from densekit.engine.optim import OptimConfig, SchedulerConfig, build_optimizer, build_scheduler
-from densekit.engine.trainer import EngineConfig, Trainer, setup_engine
+from densekit.engine.trainer import EngineConfig, Trainer, format_out_dir, setup_engine
 from densekit.errors import DensekitError
 from densekit.models.sr import SR_MODELS, build_sr_model
 
@@ -72,13 +72,11 @@ WEIGHTS_FORMAT = "densekit-sr-weights-1"
 
 
 def save_weights(path: Path, model: nn.Module, mcfg: SRModelConfig, meta: dict | None = None):
-    from densekit.engine.checkpoint import atomic_torch_save
-
     state = {k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.cpu()
              for k, v in model.state_dict().items()}
     atomic_torch_save({"format": WEIGHTS_FORMAT, "model": mcfg.name, "scale": mcfg.scale,
                        "channels": mcfg.channels, "options": dict(mcfg.options),
-                       "state_dict": state, "meta": meta or {}}, path)
+                       "state_dict": state, "meta": meta or {}}, path, what="weights file")
 
 
 def shipped_weights(name: str, scale: int) -> Path | None:
@@ -90,8 +88,6 @@ def shipped_weights(name: str, scale: int) -> Path | None:
 def read_sr_weights(path: str | Path) -> dict:
     """A weights file or training checkpoint as {model, scale, channels, options,
     state_dict}."""
-    from densekit.engine.checkpoint import load_checkpoint
-
     path = Path(path)
     state = load_checkpoint(path)
     if state.get("format") == "densekit-checkpoint-1":  # a training checkpoint also works
@@ -234,8 +230,7 @@ def train(config: str | None, overrides: list[str], resume: str | None = None) -
                                         scale=cfg.model.scale, seed=cfg.engine.seed)
     task = SRTask(cfg)
     t = cfg.train
-    cmd = "densekit sr train" + (f" --config {shlex.quote(config)}" if config else "") + "".join(
-        f" --set {shlex.quote(o)}" for o in overrides)
+    cmd = command_line("densekit sr train", config, overrides)
     trainer = Trainer(task, cfg.engine, total_steps=task.total_steps,
                       iters_per_epoch=t.iters_per_epoch,
                       val_every=t.val_every_epochs * t.iters_per_epoch,
@@ -244,12 +239,3 @@ def train(config: str | None, overrides: list[str], resume: str | None = None) -
         return trainer.fit(resume)
     finally:
         distributed.shutdown()
-
-
-def format_out_dir(template: str, **fields) -> str:
-    """Fill ``{model}``, ``{scale}``, ``{seed}`` placeholders of engine.out_dir."""
-    try:
-        return template.format(**fields)
-    except (KeyError, IndexError, ValueError) as e:
-        raise DensekitError(f"engine.out_dir: bad placeholder in {template!r} ({e}); "
-                            f"known: {', '.join('{' + k + '}' for k in fields)}") from None

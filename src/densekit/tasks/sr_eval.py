@@ -1,7 +1,7 @@
 """The super-resolution evaluation protocol (bicubic degradation, "BI"), in one place.
 
 This reproduces how the published SR tables (SRCNN / VDSR and the papers that copy their Bicubic
-rows, see ``docs/protocols.md``) were measured, i.e. SRCNN's ``demo_SR.m``:
+rows, see ``docs/protocols.md`` 1.5) were measured, i.e. SRCNN's ``demo_SR.m``:
 
 1. HR: read the image at uint8 levels, ``modcrop`` it to a multiple of ``scale`` (top-left).
 2. Ground truth: the luminance of the HR image as MATLAB ``rgb2ycbcr`` gives it for a uint8 image,
@@ -18,10 +18,13 @@ Why this variant: with MATLAB-exact bicubic on ``shared/data/sr`` it is the only
 protocol examined that gives every published Set5 Bicubic number (x2/x3/x4, PSNR and SSIM) to the
 printed digit (33.66/0.9299, 30.39/0.8682, 28.42/0.8104); on Set14 it gives 30.23/0.8687,
 27.54/0.7736, 26.00/0.7019 (the SRCNN paper's Set14 Bicubic row; the VDSR row quoted in
-protocols.md, 30.24/0.8688, 27.55/0.7742, 26.00/0.7027, is within 0.01 dB). Readings that round
+docs/protocols.md, 30.24/0.8688, 27.55/0.7742, 26.00/0.7027, is within 0.01 dB). Readings that round
 the LR image (MATLAB uint8 ``imresize``), resize RGB before taking Y, or leave Y unrounded land
 0.005-0.03 dB away from the Set5 numbers; all are within 0.05 dB. ``make_lr(..., quantize=True)``
 gives the uint8 LR image MATLAB would store on disk instead.
+
+Steps 2 and 3 (:func:`~densekit.data.sr.ground_truth_y`, :func:`~densekit.data.sr.make_lr`) live
+in :mod:`densekit.data.sr`, whose training batches are made the same way.
 
 Everything is computed in float64 except the model, which runs in float32 (or under autocast).
 """
@@ -37,17 +40,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from densekit.data.color import rgb_to_y, to_model_channels
 from densekit.data.image_io import list_images, read_image
-from densekit.data.imresize import imresize, round_uint8
+from densekit.data.sr import ground_truth_y, make_lr
 from densekit.errors import DensekitError
 from densekit.metrics.sr import modcrop, psnr, ssim
 from densekit.models.sr.common import dihedral_ensemble
+from densekit.ops.color import rgb_to_y, to_model_channels
+from densekit.ops.imresize import round_uint8
 
 __all__ = [
-    "make_lr",
     "protocol_lr",
-    "ground_truth_y",
     "measure_y",
     "super_resolve",
     "evaluate_image",
@@ -64,29 +66,6 @@ def load_hr(path: str | Path, scale: int) -> Tensor:
         raise DensekitError(f"{path}: image of {tuple(img.shape[-2:])} pixels is smaller than "
                             f"the scale {scale}")
     return img
-
-
-def make_lr(hr: Tensor, scale: int, *, quantize: bool = False) -> Tensor:
-    """The LR image of the protocol: MATLAB ``imresize(hr, 1/scale, 'bicubic')``.
-
-    ``hr`` is a modcropped (..., C, H, W) image in [0, 1] (float64 recommended). By default the
-    result is left unrounded, as SRCNN's ``demo_SR.m`` (which produced the published Bicubic
-    numbers) computes it on the double image. ``quantize=True`` reproduces MATLAB ``imresize`` on
-    a uint8 image instead (rounded to uint8 after each pass: the LR image as it would be saved).
-    """
-    scale = int(scale)
-    h, w = hr.shape[-2:]
-    if h % scale or w % scale:
-        raise ValueError(f"HR size {h}x{w} is not a multiple of the scale {scale}; modcrop first")
-    return imresize(hr, 1.0 / scale, size=(h // scale, w // scale), quantize=quantize)
-
-
-def ground_truth_y(hr: Tensor) -> Tensor:
-    """The channel measured against: Y of an RGB image rounded to uint8 levels (MATLAB
-    ``rgb2ycbcr`` on uint8), or the gray image itself. (C, H, W) -> (1, H, W)."""
-    if hr.shape[-3] == 1:
-        return round_uint8(hr)
-    return round_uint8(rgb_to_y(hr))
 
 
 def measure_y(sr: Tensor, gray: bool) -> Tensor:
@@ -121,9 +100,9 @@ def _autocast_ctx(autocast: Any):
 def protocol_lr(hr: Tensor, scale: int, channels: int) -> Tensor:
     """The LR input of the protocol in a model's channels, from a modcropped HR (C, H, W) image.
 
-    1-channel (Y) model: :func:`make_lr` of :func:`ground_truth_y` (the uint8-rounded Y of the HR
+    1-channel (Y) model: ``make_lr`` of ``ground_truth_y`` (the uint8-rounded Y of the HR
     image, as SRCNN's ``demo_SR.m`` takes ``rgb2ycbcr`` of the uint8 image before resizing).
-    3-channel model: :func:`make_lr` of the image as it is (a gray image stays 1-channel, so that
+    3-channel model: ``make_lr`` of the image as it is (a gray image stays 1-channel, so that
     :func:`super_resolve` knows to replicate it and to measure the gray result).
     """
     if channels == 1:
@@ -145,7 +124,7 @@ def super_resolve(
     """Run ``model`` on one LR image; return the predicted channel that is measured.
 
     ``lr`` is a (C, h, w) image in [0, 1], C = 1 (gray, or Y already) or 3 (RGB). It is turned
-    into the model's channels (:func:`densekit.data.color.to_model_channels`: Y for a 1-channel
+    into the model's channels (:func:`densekit.ops.color.to_model_channels`: Y for a 1-channel
     model, gray replicated for an RGB model), run as float32 without gradients on ``device``
     (default: the model's), optionally under ``autocast`` (a context manager, or a callable
     returning one, e.g. ``Precision.autocast``), with ``self_ensemble`` averaged over the 8
@@ -155,7 +134,7 @@ def super_resolve(
     (or, for a gray input, its channel mean) for an RGB model, see :func:`measure_y`.
 
     With ``hr`` (the modcropped HR image, (C, H, W)) the pair ``(prediction, reference)`` is
-    returned, the reference being :func:`ground_truth_y` of ``hr``: ready for
+    returned, the reference being ``ground_truth_y`` of ``hr``: ready for
     ``psnr(pred, ref, shave=scale)`` / ``ssim(...)``. For the exact protocol make ``lr`` with
     :func:`protocol_lr` (for a Y model it resizes the uint8-rounded Y, which ``make_lr`` of an RGB
     image followed by Y does not; the difference is a few thousandths of a dB).

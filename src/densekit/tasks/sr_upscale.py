@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from densekit.data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from densekit.data.image_io import ImageInfo, process_images, read_image, save_image
 from densekit.models.sr.bicubic import Bicubic
 from densekit.models.sr.common import dihedral_ensemble
+from densekit.ops.color import rgb_to_ycbcr, ycbcr_to_rgb
 
 
 def default_tile(scale: int) -> int:

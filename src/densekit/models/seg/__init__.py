@@ -15,6 +15,7 @@ from torch import nn
 
 from densekit.models import check_builder_args
 from densekit.models.seg import deeplab, fcn8s, swiftnet
+from densekit.models.seg.adapter import TorchvisionSegAdapter
 from densekit.models.seg.deeplab import DeepLabR50
 from densekit.models.seg.discriminator import (DISCRIMINATOR_OPTIONS, SegDiscriminator,
                                                build_discriminator)
@@ -25,6 +26,7 @@ from densekit.models.seg.ssgan import (discriminator_accuracy, discriminator_los
                                        embed_ground_truth, generator_loss)
 
 __all__ = ["SEG_MODELS", "SEG_MODEL_OPTIONS", "build_seg_model", "FCN8s", "DeepLabR50", "SwiftNetR18",
+           "TorchvisionSegAdapter",
            "SegDiscriminator", "build_discriminator", "DISCRIMINATOR_OPTIONS",
            "embed_ground_truth", "generator_loss", "discriminator_loss", "discriminator_accuracy"]
 

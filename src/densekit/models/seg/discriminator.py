@@ -1,10 +1,10 @@
-"""Adversarial network A of SS-GAN (paper 1.1, 1.3, Table 2; docs/ssgan.md).
+"""Adversarial network A of SS-GAN (paper 1.1, 1.3, Table 2; docs/ssgan.md 2).
 
 ``forward(image (N, 3, H, W), probs (N, C, H, W))`` -> logits (N, 1, 4, 4): one real/fake logit
 per cell of a 4x4 grid; ``forward(image, probs, probs2)`` scores two maps of the same images with
-one pass of the image branch (A's update: real and fake). The sigmoid of each cell is left to ``BCEWithLogits`` (numerically
-stable); the paper normalises every cell on its own so that a gross error in one region does not
-drive the gradient of the whole map.
+one pass of the image branch (A's update: real and fake). The sigmoid of each cell is left to
+``BCEWithLogits`` (numerically stable); the paper normalises every cell on its own so that a gross
+error in one region does not drive the gradient of the whole map.
 
 Structure (choices the paper leaves open are marked *):
 

@@ -1,4 +1,4 @@
-"""SS-GAN losses and the ground-truth embedding (paper eq. 1-7; docs/ssgan.md). Pure functions.
+"""SS-GAN losses and the ground-truth embedding (paper eq. 1-7; docs/ssgan.md 3-4). Pure functions.
 
 * :func:`embed_ground_truth` turns the label map into a "real" probability map that is not
   trivially distinguishable from G's softmax (eq. 1-2, Luc et al.'s "scaling" encoding).

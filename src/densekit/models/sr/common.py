@@ -10,8 +10,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from densekit.data.imresize import imresize
 from densekit.errors import ConfigError
+from densekit.ops.imresize import imresize
 
 __all__ = ["SUPPORTED_SCALES", "BICUBIC_CONTEXT", "check_scale", "check_channels", "check_int",
            "upsample_bicubic", "context_from_hr_radius", "dihedral_ensemble"]

@@ -1,6 +1,6 @@
 """HDCN: hybrid deep convolutional network for single-image super-resolution.
 
-Hu Xueying, Guo Hairu, Zhu Rong (see ``docs/hdcn.md``; the Chinese paper is the ground truth).
+Hu Xueying, Guo Hairu, Zhu Rong (see ``docs/hdcn.md`` 1; the Chinese paper is the ground truth).
 The network runs in HR space after a learned upsampling:
 
 1. upsampling (transposed convolution, linear) LR -> HR size;
@@ -50,8 +50,8 @@ class DeconvUpsampler(nn.Module):
     stride 2 padding 1 instead (HR pixels 2i and 2i+1 both get LR pixels i-1/i and i/i+1,
     symmetrically; bilinear x2 is one such kernel); the x3 k5 deconv is centred already (HR
     pixel 3i+1 gets LR pixel i alone, 3i and 3i+2 mirror each other) and is kept. Measured
-    (README, x2, two seeds each): the same PSNR as the paper's k3; the later layers do learn
-    the shift.
+    (``docs/results/results-sr.md``, x2, two seeds each): the same PSNR as the paper's k3; the
+    later layers do learn the shift.
     """
 
     def __init__(self, in_channels: int, out_channels: int, scale: int, centered: bool = False):
@@ -181,8 +181,9 @@ class HDCN(nn.Module):
         upsampler: "deconv" (paper: learned linear transposed conv; x2 one k3 s2 deconv, x4 two
             in cascade, x3 one k5 s3 deconv), "deconv_centered" (k4 s2 instead of k3 s2 at x2
             and x4, centred on the LR pixel grid; see :class:`DeconvUpsampler`; not in the
-            paper, measured in the README), "bicubic" (fixed MATLAB bicubic, for comparison,
-            e.g. at x3), or "pixelshuffle" (conv 3x3 -> C_up*scale^2 + PixelShuffle).
+            paper, measured in docs/results/results-sr.md), "bicubic" (fixed MATLAB bicubic,
+            for comparison, e.g. at x3), or "pixelshuffle" (conv 3x3 -> C_up*scale^2 +
+            PixelShuffle).
         encdec: True = encoder-decoder block; False = plain stride-1 convs of the same depth.
         encdec_depth: number of stride-2 conv / deconv pairs (the paper's equations show one).
         dilation: True = dilations (1, 1, 2, 4) in reconstruction; False = (1, 1, 1, 1).
@@ -192,7 +193,7 @@ class HDCN(nn.Module):
             relu), biases 0.
         residual: False (paper) or True = add the MATLAB bicubic upscaling of the input to the
             output (a global residual as in VDSR; the network then learns only the detail).
-            Not in the paper; an option, measured in the README.
+            Not in the paper; an option, measured in docs/results/results-sr.md.
 
     No output clipping (the paper states none). ``context`` and
     ``align`` describe exact tiled inference (see the common SR interface).

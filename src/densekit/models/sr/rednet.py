@@ -30,13 +30,13 @@ class REDNet(nn.Module):
     * 64 features as in the comparison tables of the HDCN paper (the RED paper also reports 128);
     * He (kaiming normal) weights with each layer's true fan-in (for a stride-1 transposed conv
       that is in_channels x 3 x 3, which torch's ``mode="fan_in"`` does not give: it reads the
-      weight's second dimension, the *output* channels, so the 64->C output deconv got a std of
-      sqrt(2/9) instead of sqrt(2/576)); zero biases; the output deconv is N(0, 0.001), so the
-      untrained network is bicubic plus a small residual. The seven skip additions grow the
-      activations 2-3x (RMS) towards the output: with a He-initialised output layer the initial
-      residual had an RMS of 8.6 and 19.3 in two seeds (images in [0, 1]), the first 50
-      training steps a mean MSE of 109, and the network stayed below bicubic for hundreds of
-      steps.
+      weight's second dimension, the *output* channels, and would give the 64->C output deconv
+      a std of sqrt(2/9) instead of sqrt(2/576)); zero biases; the output deconv is
+      N(0, 0.001), so the untrained network is bicubic plus a small residual. The seven skip
+      additions grow the activations 2-3x (RMS) towards the output: with a He-initialised
+      output layer the initial residual has an RMS of 8.6 and 19.3 in two seeds (images in
+      [0, 1]), the first 50 training steps a mean MSE of 109, and the network stays below
+      bicubic for hundreds of steps (``docs/results/results-sr.md``, REDNet rows).
 
     1,035,201 parameters for C = 1.
     """

@@ -22,7 +22,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-__all__ = ["imresize", "resize_matrix", "round_uint8"]
+__all__ = ["imresize", "resize_matrix", "round_uint8", "clear_cache"]
 
 
 def _cubic(x: Tensor) -> Tensor:
@@ -62,6 +62,11 @@ def resize_matrix(
     """The (out_len x in_len) matrix of one MATLAB bicubic pass along one axis."""
     m = _matrix64(int(in_len), int(out_len), float(scale), bool(antialias))
     return m.to(dtype=dtype, device=device)
+
+
+def clear_cache() -> None:
+    """Drop the cached matrices (tracing a model for export fills the cache with fake tensors)."""
+    _matrix64.cache_clear()
 
 
 def round_uint8(x: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ Tensors are floating, shaped (..., 3, H, W) with values in [0, 1]. In [0, 255] u
 for R, G, B in [0, 255]; here every channel is returned divided by 255, i.e. Y in [16/255, 235/255]
 and Cb, Cr in [16/255, 240/255]. Conversions are computed in float64 and returned in the input's
 dtype. (MATLAB on uint8 input rounds the result to uint8; apply
-:func:`densekit.data.imresize.round_uint8` to reproduce that.)
+:func:`densekit.ops.imresize.round_uint8` to reproduce that.)
 """
 
 from __future__ import annotations

@@ -1,0 +1,120 @@
+"""The configuration of a segmentation run (``configs/seg/*.yaml``) and what it builds: the
+generator and the data set options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from densekit.config import check
+from densekit.engine.optim import OptimConfig, SchedulerConfig
+from densekit.engine.trainer import EngineConfig
+from densekit.errors import ConfigError
+from densekit.models.seg import SEG_MODELS, TorchvisionSegAdapter, build_seg_model
+
+
+@dataclass
+class SegModelConfig:
+    name: str = "fcn8s_vgg16"
+    pretrained: str = check("", help="'' (from scratch), 'imagenet' (torchvision enum) or a "
+                                     "torchvision classification state_dict file")
+    options: dict = field(default_factory=dict)
+
+    def validate(self):
+        if self.name not in SEG_MODELS and not self.name.startswith("torchvision:"):
+            raise ConfigError(f"name: unknown generator {self.name!r} (known: "
+                              f"{', '.join(SEG_MODELS)}, or torchvision:<segmentation model>)")
+
+
+@dataclass
+class SegDataConfig:
+    dataset: str = check("camvid", choices=["voc", "cityscapes", "camvid", "folder",
+                                            "synthetic"])
+    root: str = "../shared/data/camvid"
+    train_split: str = "train"
+    val_split: str = "val"
+    options: dict = field(default_factory=dict, metadata={"help": "data set arguments"})
+    crop_size: list[int] = field(default_factory=lambda: [360, 480])
+    scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
+    resize: float = check(1.0, gt=0, max=1, help="train and infer at this fraction of the "
+                                                 "resolution (0.5 = half), score at full size")
+    class_weights: str = check("none", choices=["none", "median_frequency", "enet"],
+                               help="enet: 1 / ln(1.10 + class share of labelled pixels)")
+    workers: int = check(1, min=0)
+    val_limit: int = check(0, min=0, help="validate on the first N images only (0 = all)")
+    cache: bool = check(False, help="keep the decoded training images in memory (CamVid train: "
+                                    "~250 MB per loader worker)")
+    check: bool = check(True, help="check every image/label pair before training starts")
+
+    def validate(self):
+        if len(self.crop_size) != 2 or min(self.crop_size) < 8:
+            raise ConfigError(f"crop_size: expected [height, width] >= 8, got {self.crop_size}")
+        if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
+            raise ConfigError(f"scale_range: expected [low, high] with 0 < low <= high, got "
+                              f"{self.scale_range}")
+
+
+@dataclass
+class AdversarialConfig:
+    lam: float = check(1e-2, min=0, help="lambda of eq. 7")
+    eps: float = check(0.9, gt=0, max=1, help="ground-truth embedding eps (eq. 1)")
+    loss: str = check("minimax", choices=["minimax", "nonsaturating"])
+    g_optimizer: OptimConfig = field(default_factory=lambda: OptimConfig(name="adam", lr=3e-5))
+    d_optimizer: OptimConfig = field(default_factory=lambda: OptimConfig(
+        name="sgd", lr=3e-4, momentum=0.9))
+    scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig(
+        name="linear", end_factor=0.0))
+    d_options: dict = field(default_factory=dict)
+    d_pretrained_from_g: bool = check(True, help="copy the generator's first layers into A's "
+                                                 "image branch when the families match")
+    guard: bool = True
+    miou_margin: float = check(0.02, min=0, help="roll back if val mIoU < phase-1 mIoU - this")
+    d_loss_floor: float = check(0.05, min=0, help="A is winning outright below this loss")
+    patience: int = check(200, min=1, help="steps of A winning before a rollback")
+    damping: float = check(0.5, gt=0, max=1, help="lambda and A's lr multiply by this per "
+                                                  "rollback")
+
+
+@dataclass
+class SegTrainConfig:
+    phase1_epochs: int = check(50, min=0)
+    phase2_epochs: int = check(50, min=0)
+    iters_per_epoch: int = check(1000, min=1)
+    batch_size: int = check(2, min=1)
+    optimizer: OptimConfig = field(default_factory=lambda: OptimConfig(name="adam", lr=1e-4))
+    scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig(
+        name="linear", end_factor=0.1))
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    init_from: str = check("", help="start G from these weights or checkpoint (e.g. a phase-1 "
+                                    "run, with phase1_epochs: 0)")
+    val_every_epochs: int = check(1, min=0)
+
+    def validate(self):
+        if self.phase1_epochs + self.phase2_epochs == 0:
+            raise ConfigError("phase2_epochs: phase1_epochs + phase2_epochs must be > 0")
+
+
+@dataclass
+class SegConfig:
+    task: str = check("seg", choices=["seg"])
+    model: SegModelConfig = field(default_factory=SegModelConfig)
+    data: SegDataConfig = field(default_factory=SegDataConfig)
+    train: SegTrainConfig = field(default_factory=SegTrainConfig)
+    engine: EngineConfig = field(default_factory=lambda: EngineConfig(out_dir="runs/seg"))
+
+
+def build_generator(cfg: SegModelConfig, num_classes: int) -> nn.Module:
+    """The generator ``cfg`` names: a densekit segmentation model or ``torchvision:<name>``."""
+    if cfg.name.startswith("torchvision:"):
+        return TorchvisionSegAdapter(cfg.name.split(":", 1)[1], num_classes, **cfg.options)
+    return build_seg_model(cfg.name, num_classes, pretrained=cfg.pretrained or None,
+                           **cfg.options)
+
+
+def dataset_kwargs(cfg: SegDataConfig) -> dict:
+    """The keyword arguments of ``build_seg_dataset`` that ``cfg.options`` gives."""
+    kw = dict(cfg.options)
+    if cfg.dataset == "synthetic" and "size" in kw:
+        kw["size"] = tuple(kw["size"])
+    return kw
