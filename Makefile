@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,demo]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,demo,app]'
 	touch $(STAMP)
 
 venv: $(STAMP)

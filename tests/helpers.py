@@ -13,7 +13,9 @@ import contextlib
 import importlib
 import json
 import os
+import struct
 import time
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,13 +58,14 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
-def require_module(name: str):
+def require_module(name: str, extra: str = "test"):
     """``pytest.importorskip(name)``, or a plain import (failing) under $DENSEKIT_REQUIRE_DATA:
-    the test extras (``pip install -e '.[test]'``) are part of what CI needs."""
+    the test extras (``pip install -e '.[test]'``) and the ``extra`` that provides ``name``
+    are part of what CI needs."""
     try:
         return importlib.import_module(name)
     except ImportError:
-        require(False, f"the module {name} (pip install -e '.[test]')")
+        require(False, f"the module {name} (pip install -e '.[{extra}]')")
 
 
 # ---- threads ------------------------------------------------------------------------------------
@@ -101,6 +104,18 @@ def smooth_image(rng, h, w, channels=3):
     arr = np.asarray(img).astype(np.float64)
     arr += rng.normal(0, 6, arr.shape)
     return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def png_header_bomb(width: int, height: int) -> bytes:
+    """A PNG that claims ``width`` x ``height`` pixels in its header (a decompression bomb
+    as far as any reader can tell before decoding) with almost no data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
 def camvid_label(h, w, seed):

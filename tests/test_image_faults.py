@@ -299,7 +299,7 @@ def test_seg_predict_with_the_shipped_model_on_a_mixed_folder(tmp_path, monkeypa
     (folder / "text.png").write_text("not an image\n")
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "notes.txt").write_text("skipped: not an image file name\n")
-    (folder / "sub" / "inner.png").write_bytes(data)  # subfolders are not searched
+    (folder / "sub" / "inner.png").write_bytes(data)  # subfolders are searched and kept
     out = tmp_path / "out"
     code = main(["seg", "predict", str(folder), str(folder / "notes.txt"), "-o", str(out), "-q",
                  "--precision", "fp32"])
@@ -311,8 +311,10 @@ def test_seg_predict_with_the_shipped_model_on_a_mixed_folder(tmp_path, monkeypa
         f"densekit: error: {folder / 'empty.jpg'}: empty file",
         f"densekit: error: {folder / 'text.png'}: not an image or unsupported format",
         f"densekit: error: {folder / 'notes.txt'}: not an image or unsupported format"]
+    sizes = {**{name: images[name][1] for name in good}, "sub/inner.png": images["rgb.png"][1]}
     want = {}
-    for name in good:
+    for name, size in sizes.items():
         stem = name.rsplit(".", 1)[0]
-        want[f"{stem}_label.png"] = want[f"{stem}_overlay.png"] = images[name][1]
-    assert {p.name: Image.open(p).size for p in out.iterdir()} == want
+        want[f"{stem}_label.png"] = want[f"{stem}_overlay.png"] = size
+    assert {p.relative_to(out).as_posix(): Image.open(p).size
+            for p in out.rglob("*") if p.is_file()} == want

@@ -1,4 +1,5 @@
-"""Property tests (hypothesis): SR metrics, mIoU, the SS-GAN ground-truth embedding, tiling.
+"""Property tests (hypothesis): SR metrics, mIoU, the SS-GAN ground-truth embedding, tiling and
+streaming of upscaling (the output naming of batch runs: test_batch.py).
 
 The mIoU relabelling example of test_seg_models lives here, generalised."""
 
@@ -124,3 +125,46 @@ def test_tiled_equals_untiled_for_any_size_and_tile(name, scale, h, w, tile, see
     tiled = tiled_forward(m, x, tile)
     assert tiled.shape == full.shape == (1, 1, h * scale, w * scale)
     torch.testing.assert_close(tiled, full, rtol=0, atol=1e-5)
+
+
+class Repeat(torch.nn.Module):
+    """Pixel repetition as an SR model: exact in any tiling, so only the streamed steps vary."""
+
+    def __init__(self, scale: int, channels: int):
+        super().__init__()
+        self.scale, self.channels, self.context, self.align = scale, channels, 0, 1
+
+    def forward(self, x):
+        return x.repeat_interleave(self.scale, -2).repeat_interleave(self.scale, -1)
+
+
+@settings(FEW, max_examples=30)
+@given(scale=st.sampled_from([2, 3, 4]), channels=st.sampled_from([1, 3]),
+       colour=st.booleans(), alpha=st.booleans(), bits=st.sampled_from([8, 16]),
+       h=st.integers(1, 24), w=st.integers(1, 24), tile=st.integers(0, 12),
+       band=st.integers(1, 400), seed=st.integers(0, 2**31))
+def test_streamed_upscaling_equals_the_whole_image_bit_for_bit(scale, channels, colour, alpha,
+                                                               bits, h, w, tile, band, seed):
+    """Chroma and alpha (bicubic), colour conversion and rounding done band by band (any band
+    size, any tiling) give the whole-image result exactly, as floats and as the 8/16-bit image."""
+    import numpy as np
+
+    from densekit.data.image_io import ImageInfo, TensorRows, to_pil
+    from densekit.tasks import sr_upscale
+
+    img = rand(seed, 3 if colour else 1, h, w)
+    info = ImageInfo(gray=not colour, alpha=rand(seed + 1, 1, h, w) if alpha else None,
+                     bits=bits)
+    m = Repeat(scale, channels)
+    ref, ref_info = sr_upscale.upscale_image(m, img, info, tile=0)
+    old = sr_upscale.BAND_PIXELS
+    sr_upscale.BAND_PIXELS = band
+    try:
+        out, out_info = sr_upscale.upscale_image(m, img, info, tile=tile)
+        pil = sr_upscale.upscale_to_pil(m, TensorRows(img, info), tile=tile)
+    finally:
+        sr_upscale.BAND_PIXELS = old
+    assert torch.equal(out, ref)
+    assert (out_info.alpha is None and ref_info.alpha is None) or torch.equal(out_info.alpha,
+                                                                              ref_info.alpha)
+    assert np.array_equal(np.asarray(pil), np.asarray(to_pil(ref, ref_info)))

@@ -210,3 +210,146 @@ def test_a_bad_file_is_reported_on_its_own_line_above_the_progress_bar(inputs, t
     shown = [line.rsplit("\r", 1)[-1] for line in err.split("\n")]  # what a terminal keeps
     (line,) = [s for s in shown if "bad.png" in s]
     assert line.startswith(f"densekit: error: {inputs / 'bad.png'}: "), repr(err)
+
+
+# ---- streaming: bands equal the whole image bit for bit -----------------------------------------
+class Repeat(torch.nn.Module):
+    """An SR "model" whose tiles are exact (pixel repetition), so any difference between two
+    ways of running it comes from the rest of the pipeline."""
+
+    def __init__(self, scale: int, channels: int):
+        super().__init__()
+        self.scale, self.channels, self.context, self.align = scale, channels, 0, 1
+
+    def forward(self, x):
+        return x.repeat_interleave(self.scale, -2).repeat_interleave(self.scale, -1) * 0.9 + 0.05
+
+
+def _kinds(tmp_path) -> dict:
+    rng = np.random.default_rng(5)
+    rgb = smooth_image(rng, 23, 31)
+    gray = smooth_image(rng, 23, 31, 1)
+    files = {"rgb.png": Image.fromarray(rgb), "gray.png": Image.fromarray(gray),
+             "rgba.png": Image.fromarray(np.concatenate([rgb, gray[:, :, None]], 2), "RGBA"),
+             "la.png": Image.fromarray(np.concatenate([gray[:, :, None]] * 2, 2), "LA"),
+             "deep.png": Image.fromarray(gray.astype(np.uint16) * 257 + 99),
+             "palette.png": Image.fromarray(rgb).convert("P")}
+    for name, im in files.items():
+        im.save(tmp_path / name)
+    return {name: tmp_path / name for name in files}
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_streamed_bands_equal_the_whole_image_bit_for_bit(tmp_path, monkeypatch, scale,
+                                                          channels):
+    """The chroma (bicubic), alpha (bicubic), colour conversion and rounding done band by band
+    give exactly the whole-image result, for every image kind, tile and band size; and the
+    streamed 8/16-bit image equals rounding the float result of upscale_image."""
+    from densekit.data.image_io import ImageRows, open_image, to_pil
+    from densekit.tasks import sr_upscale
+
+    model = Repeat(scale, channels)
+    for name, path in _kinds(tmp_path).items():
+        img, info = read_image(path)
+        monkeypatch.setattr(sr_upscale, "BAND_PIXELS", 10**9)  # one band: the whole image
+        whole, winfo = upscale_image(model, img, info, tile=0)
+        want = to_pil(whole, winfo)
+        for tile, band in ((0, 1), (7, 1), (7, 50 * scale * scale), (10, 10**9)):
+            monkeypatch.setattr(sr_upscale, "BAND_PIXELS", band)
+            got = sr_upscale.upscale_to_pil(model, ImageRows(open_image(path), path), tile=tile)
+            assert got.mode == want.mode and got.size == want.size, name
+            assert np.array_equal(np.asarray(got), np.asarray(want)), (name, tile, band)
+            out, oinfo = upscale_image(model, img, info, tile=tile)
+            assert torch.equal(out, whole), (name, tile, band)
+            assert (oinfo.alpha is None) == (info.alpha is None)
+            if info.alpha is not None:
+                assert torch.equal(oinfo.alpha, winfo.alpha), (name, tile, band)
+
+
+def test_streamed_hdcn_equals_its_float_result_and_the_tiles_barely_matter(tmp_path, monkeypatch,
+                                                                          one_thread):
+    from densekit.data.image_io import ImageRows, open_image, to_pil
+    from densekit.tasks import sr_upscale
+
+    model = random_sr_model("hdcn", 2, features=8)
+    monkeypatch.setattr(sr_upscale, "BAND_PIXELS", 300)
+    kinds = _kinds(tmp_path)
+    for name in ("rgb.png", "rgba.png", "deep.png"):
+        path = kinds[name]
+        img, info = read_image(path)
+        for tile in (0, 16):
+            got = np.asarray(sr_upscale.upscale_to_pil(model, ImageRows(open_image(path), path),
+                                                       tile=tile))
+            want = np.asarray(to_pil(*upscale_image(model, img, info, tile=tile)))
+            assert np.array_equal(got, want), (name, tile)
+        untiled = np.asarray(to_pil(*upscale_image(model, img, info, tile=0))).astype(int)
+        assert np.abs(got.astype(int) - untiled).max() <= 1, name  # float rounding of the model
+
+
+def test_rgb_chroma_is_matlab_bicubic(tmp_path):
+    """With the bicubic model an RGB image is MATLAB's: Y and CbCr each bicubic-upscaled,
+    converted back; against a float64 reference the 8-bit result is off by at most one level."""
+    from densekit.ops.color import rgb_to_ycbcr, ycbcr_to_rgb
+    from densekit.ops.imresize import imresize
+
+    path = _kinds(tmp_path)["rgb.png"]
+    img, info = read_image(path)
+    for s in (2, 3, 4):
+        out, _ = upscale_image(load_sr_model("bicubic", s), img, info, tile=8)
+        ref = ycbcr_to_rgb(imresize(rgb_to_ycbcr(img.double()), s))
+        q = torch.floor(out.double() * 255 + 0.5) - torch.floor(ref * 255 + 0.5)
+        assert q.abs().max() <= 1 and (q != 0).float().mean() < 1e-3, s
+
+
+def test_upscale_band_equals_imresize_and_any_split(tmp_path):
+    from densekit.ops.imresize import imresize, upscale_band
+
+    g = torch.Generator().manual_seed(0)
+    for s in (2, 3, 4):
+        for h, w in ((1, 1), (1, 6), (5, 2), (17, 23)):
+            x = torch.rand(2, h, w, generator=g).numpy()
+            whole = upscale_band(lambda a, b: x[:, a:b], 0, h, h, w, s)
+            assert whole.dtype == np.float32 and whole.shape == (2, h * s, w * s)
+            torch.testing.assert_close(torch.from_numpy(whole).double(),
+                                       imresize(torch.from_numpy(x).double(), s), rtol=0,
+                                       atol=3e-7)
+            for step in (1, 2, 5):
+                parts = [upscale_band(lambda a, b: x[:, a:b], k, min(k + step, h), h, w, s)
+                         for k in range(0, h, step)]
+                assert np.array_equal(np.concatenate(parts, 1), whole), (s, h, w, step)
+
+
+def test_peak_memory_is_a_few_bytes_per_output_pixel(tmp_path):
+    """`upscale_files` on a 1600 x 1200 JPEG at x2 (7.7 Mpx out, bicubic model) in a fresh
+    process: peak RSS growth below 12 bytes per output pixel + 60 MiB (whole-image float planes
+    take about 60)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = f"""
+import json, torch
+from pathlib import Path
+torch.set_num_threads(1)
+from densekit.bench.upscale import smooth_jpeg, _rss_bytes, _peak_rss_bytes
+from densekit.tasks.sr import load_sr_model
+from densekit.tasks.sr_upscale import upscale_files
+tmp = Path({str(tmp_path)!r})
+model = load_sr_model("bicubic", 2)
+upscale_files(model, [str(smooth_jpeg(tmp / "w.jpg", 300, 200, 1))], tmp / "w", tile=256,
+              progress=False)
+src = smooth_jpeg(tmp / "p.jpg", 1600, 1200)
+open("/proc/self/clear_refs", "w").write("5")
+base = _rss_bytes()
+upscale_files(model, [str(src)], tmp / "o", tile=256, progress=False)
+print(json.dumps(_peak_rss_bytes() - base))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert proc.returncode == 0, proc.stderr
+    growth = json.loads(proc.stdout.splitlines()[-1])
+    pixels = 3200 * 2400
+    assert growth < 12 * pixels + 60 * 2**20, growth / pixels
+    assert Image.open(tmp_path / "o" / "p_x2.png").size == (3200, 2400)

@@ -111,15 +111,23 @@ def _print_sr(rows: list[dict], p) -> None:
 def _print_upscale(u: dict, p) -> None:
     p()
     if "error" in u:
-        p(f"Tiled upscaling memory: error {u['error']}")
-    else:
-        sizes = ", ".join(f"{r['out'][0]}x{r['out'][1]}: +{r['peak_growth_bytes'] / 2**20:,.0f}"
-                          f" MiB in {r['seconds']:.1f} s" for r in u["runs"])
-        p(f"Tiled upscaling ({u['model']}, LR tile {u['tile_lr']}), peak RSS growth per output "
-          f"size: {sizes}")
-        p(f"  = {u['fixed_bytes'] / 2**20:,.0f} MiB (model working memory, set by the tile, "
-          f"independent of image size) + {u['bytes_per_output_pixel']:.0f} bytes per output "
-          f"pixel (the full-size float32 image planes)")
+        p(f"Tiled upscaling (sr upscale): error {u['error']}")
+        return
+    sizes = ", ".join(f"{r['out'][0]}x{r['out'][1]} out: +{r['peak_growth_bytes'] / 2**20:,.0f}"
+                      f" MiB in {r['seconds']:.1f} s" for r in u["runs"])
+    p(f"Tiled upscaling (sr upscale, {u['model']}, {u['input']}, LR tile {u['tile_lr']}), peak "
+      f"RSS growth: {sizes}")
+    per_px, target = u["bytes_per_output_pixel"], u["target_bytes_per_output_pixel"]
+    big = u["runs"][-1]["out"]
+    p(f"  memory = {u['tile_working_bytes'] / 2**20:,.0f} MiB (the model's working memory on one "
+      f"tile, measured alone) + {per_px:.1f} bytes per output pixel at {big[0]}x{big[1]} "
+      f"(target <= {target}: {'met' if per_px <= target else 'missed'}); between the two sizes "
+      f"{u['fit_fixed_bytes'] / 2**20:,.0f} MiB + {u['fit_bytes_per_output_pixel']:.1f} "
+      "bytes per output pixel")
+    ratio, target = u["time_ratio"], u["target_time_ratio"]
+    p(f"  time = {u['ms_per_megapixel']:,.0f} ms per output Mpx end to end (file to file) = "
+      f"{ratio:.2f}x the model's own {u['model_ms_per_megapixel']:,.0f} ms/Mpx on one tile "
+      f"(target <= {target}x: {'met' if ratio <= target else 'missed'})")
 
 
 def _print_compile(c: dict, p) -> None:

@@ -31,7 +31,7 @@ SIZES = {
              "sr_out": 256, "seg": (2, 180, 240), "seg_infer": (224, 224),
              "seg_image": (360, 480), "sr_runs": 5, "seg_runs": 5, "plain_runs": 3,
              "seg_warmup": 2,
-             "upscale_out": ((640, 360), (3840, 2160)), "upscale_tile": None,
+             "upscale_out": ((1920, 1080), (8000, 6000)), "upscale_tile": None,
              "compile": True, "compile_batch": 4, "onnx": True, "set5": True,
              "seg_models": ("fcn8s_vgg16", "deeplab_r50", "swiftnet_r18"),
              "ssgan_generators": ("fcn8s_vgg16", "swiftnet_r18")},
@@ -67,6 +67,18 @@ def machine_threads() -> int:
         os.cpu_count() or 1
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``lscpu``'s "Model name", from /proc/cpuinfo), or "" elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def run_bench(quick: bool = False, device: str = "auto", threads: int = 0,
               sections: tuple[str, ...] = SECTIONS) -> dict:
     sz = SIZES["quick" if quick else "full"]
@@ -77,7 +89,8 @@ def run_bench(quick: bool = False, device: str = "auto", threads: int = 0,
     probes = peak_probes(sz, dev)
     peak = {k: p["peak_gflops"] for k, p in probes.items()}
     d = paths(dev)["default"]
-    res = {"machine": {"device": dev.type, "cpu": platform.processor() or platform.machine(),
+    res = {"machine": {"device": dev.type,
+                       "cpu": cpu_model() or platform.processor() or platform.machine(),
                        "threads": torch.get_num_threads(), "torch": torch.__version__,
                        "fast_bf16_cpu": cpu_has_fast_bf16(),
                        "default_path": f"{d['precision']} + channels_last"},
@@ -91,7 +104,7 @@ def run_bench(quick: bool = False, device: str = "auto", threads: int = 0,
             progress("SR cost per megapixel" + (", HDCN on Set5" if sz["set5"] else ""))
             res["sr"] = bench_sr(sz, dev)
         if "upscale" in sections:
-            progress("tiled upscaling memory")
+            progress("tiled upscaling memory and time (sr upscale)")
             res["upscale_memory"] = bench_upscale_memory(sz)
         if "compile" in sections:
             progress("torch.compile")

@@ -12,6 +12,7 @@ import json
 import sys
 
 from densekit import __version__
+from densekit.data.image_io import MAX_PIXELS
 from densekit.errors import DensekitError
 from densekit.models.sr import SR_MODELS, SUPPORTED_SCALES
 
@@ -115,13 +116,39 @@ def cmd_sr_upscale(args) -> int:
     tile = default_tile(args.scale) if args.tile is None else args.tile
     res = upscale_files(model, args.inputs, args.output, tile=tile, autocast=prec.autocast,
                         device=prec.device, self_ensemble=args.self_ensemble,
-                        progress=not args.quiet,
-                        report=lambda m: print(m, file=sys.stderr))
+                        progress=not args.quiet, report=lambda m: print(m, file=sys.stderr),
+                        skip_existing=args.skip_existing, report_file=args.report)
+    return _batch_summary(args, res)
+
+
+def _batch_summary(args, res: dict) -> int:
+    """The summary line of a batch run (unless --quiet); exit status 1 if any input failed."""
     if not args.quiet:
-        print(f"wrote {len(res['written'])} image(s) to {args.output} "
-              f"in {res['seconds']:.1f} s" + (f"; {len(res['failed'])} failed"
-                                               if res["failed"] else ""))
+        n = len(res["entries"])
+        print(f"wrote {len(res['written'])}, skipped {len(res['skipped'])}, failed "
+              f"{len(res['failed'])} of {n} image(s) into {args.output} in "
+              f"{res['seconds']:.1f} s" + (f"; report: {args.report}" if args.report else ""))
     return 1 if res["failed"] else 0
+
+
+_BATCH_EPILOG = (
+    "Outputs: a folder INPUT is searched with its subfolders (except OUTDIR) and each image "
+    "keeps its path under OUTDIR: DIR/sub/NAME.EXT -> OUTDIR/sub/{}; a file INPUT -> "
+    "OUTDIR/{}. A run where two inputs would get the same output (e.g. a.png and a.jpg, the "
+    "same names in two INPUT folders, names differing only in case) or an output would "
+    "replace an input is refused before anything is written, naming both files. Existing "
+    "outputs are replaced, unless --skip-existing.")
+
+
+def _batch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave inputs whose outputs already exist (a rerun continues where a "
+                        "killed run stopped: outputs are written atomically, an existing one is "
+                        "complete); without it existing outputs are overwritten")
+    p.add_argument("--report", metavar="FILE.json",
+                   help="write every input with its outputs (written or skipped) or its "
+                        "one-line error, and the counts, as JSON (atomically; at the start with "
+                        "every input pending, again at the end)")
 
 
 def cmd_sr_models(args) -> int:
@@ -248,12 +275,9 @@ def cmd_seg_predict(args) -> int:
     model = prec.prepare(model)
     res = predict_files(model, meta, args.inputs, args.output, device=prec.device,
                         autocast=prec.autocast, progress=not args.quiet,
-                        report=lambda m: print(m, file=sys.stderr), **inference)
-    if not args.quiet:
-        print(f"segmented {len(res['written'])} image(s) into {args.output} in "
-              f"{res['seconds']:.1f} s" + (f"; {len(res['failed'])} failed" if res["failed"]
-                                           else ""))
-    return 1 if res["failed"] else 0
+                        report=lambda m: print(m, file=sys.stderr),
+                        skip_existing=args.skip_existing, report_file=args.report, **inference)
+    return _batch_summary(args, res)
 
 
 def _seg_inference_options(p: argparse.ArgumentParser) -> None:
@@ -329,6 +353,29 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from densekit.app.server import serve
+
+    serve(args.host, args.port, max_file_size_mb=args.max_file_size,
+          max_pixels=args.max_pixels, queue_size=args.queue_size, device=args.device,
+          precision=args.precision)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    v = _nonneg_int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _port(text: str) -> int:
+    v = _nonneg_int(text)
+    if not 1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1..65535, got {v}")
+    return v
+
+
 def cmd_config_show(args) -> int:
     from densekit.config import load_task_config, to_yaml
     from densekit.tasks.seg import SegConfig
@@ -371,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     _precision_args(e)
     e.set_defaults(func=cmd_sr_eval)
 
-    u = srs.add_parser("upscale", help="upscale your own images (files or folders)")
+    u = srs.add_parser("upscale", help="upscale your own images (files or folders)",
+                       epilog=_BATCH_EPILOG.format("NAME_xS.png", "NAME_xS.png"))
     u.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files or folders of images (PNG, JPEG, BMP, TIFF, WebP)")
     u.add_argument("--scale", type=_scale, required=True, help="upscaling factor: " + _SCALES_TEXT)
@@ -382,9 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--tile", type=_nonneg_int, default=None,
                    help="LR tile size in pixels (0 = whole image; default keeps tiles ~512px out)")
     u.add_argument("-o", "--output", required=True, metavar="OUTDIR",
-                   help="folder for the NAME_xS.png outputs (created if missing)")
+                   help="folder for the outputs, NAME.EXT -> NAME_xS.png with the input's "
+                        "subfolders (created if missing; see below)")
     u.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar or summary line (errors are still printed)")
+    _batch_args(u)
     _self_ensemble_arg(u)
     _precision_args(u)
     u.set_defaults(func=cmd_sr_upscale)
@@ -430,15 +480,19 @@ def build_parser() -> argparse.ArgumentParser:
     _seg_inference_options(e)
     _precision_args(e)
     e.set_defaults(func=cmd_seg_eval)
-    pr = sgs.add_parser("predict", help="label PNGs and overlays for your own images")
+    pr = sgs.add_parser("predict", help="label PNGs and overlays for your own images",
+                        epilog=_BATCH_EPILOG.format("NAME_label.png and NAME_overlay.png",
+                                                    "NAME_label.png and NAME_overlay.png"))
     pr.add_argument("inputs", nargs="+", metavar="INPUT",
                     help="image files or folders of images (PNG, JPEG, BMP, TIFF, WebP)")
     pr.add_argument("--weights", help="weights.pt or a training checkpoint (default: the "
                                       "shipped CamVid model)")
     pr.add_argument("-o", "--output", required=True, metavar="OUTDIR",
-                    help="folder for NAME_label.png (class indices) and NAME_overlay.png")
+                    help="folder for NAME_label.png (class indices) and NAME_overlay.png, with "
+                         "the input's subfolders (created if missing; see below)")
     pr.add_argument("-q", "--quiet", action="store_true",
                     help="no progress bar or summary line (errors are still printed)")
+    _batch_args(pr)
     _seg_inference_options(pr)
     _precision_args(pr)
     pr.set_defaults(func=cmd_seg_predict)
@@ -490,6 +544,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="super-resolution, the shipped CamVid model on street scenes, "
                         "segmentation (SS-GAN on synthetic scenes), or all three")
     d.set_defaults(func=cmd_demo)
+
+    sv = sub.add_parser("serve", help="a local web app: upscale or segment images in the "
+                                      "browser (needs pip install 'densekit[app]')")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1: this machine only; another, "
+                         "e.g. 0.0.0.0, opens the app, which has no login, to the network and "
+                         "prints a warning)")
+    sv.add_argument("--port", type=_port, default=7860, help="port to listen on (default 7860)")
+    sv.add_argument("--max-file-size", type=_positive_int, default=25, metavar="MB",
+                    help="largest upload in megabytes (default 25)")
+    sv.add_argument("--max-pixels", type=_positive_int, default=MAX_PIXELS, metavar="N",
+                    help="largest image in pixels, checked from the file's header before it is "
+                         f"decoded (default {MAX_PIXELS:,}, the limit of every densekit command; "
+                         "larger values are capped by it)")
+    sv.add_argument("--queue-size", type=_positive_int, default=16, metavar="N",
+                    help="requests that may wait in the queue (default 16); they run one at a "
+                         "time")
+    _precision_args(sv)
+    sv.set_defaults(func=cmd_serve)
 
     cf = sub.add_parser("config", help="training configs")
     cfs = cf.add_subparsers(dest="config_command", required=True)

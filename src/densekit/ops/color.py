@@ -14,11 +14,13 @@ dtype. (MATLAB on uint8 input rounds the result to uint8; apply
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = ["rgb2ycbcr", "ycbcr2rgb", "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_y",
-           "to_model_channels", "YCBCR_MATRIX", "YCBCR_OFFSET"]
+           "rgb_to_ycbcr_pointwise", "ycbcr_to_rgb_pointwise", "to_model_channels",
+           "YCBCR_MATRIX", "YCBCR_OFFSET"]
 
 # Rows: Y, Cb, Cr; columns: R, G, B (for RGB in [0, 1] giving values in [0, 255]).
 YCBCR_MATRIX = (
@@ -69,6 +71,46 @@ def rgb_to_y(rgb: Tensor) -> Tensor:
     w = torch.tensor(YCBCR_MATRIX[0], dtype=torch.float64, device=rgb.device) / 255.0
     y = torch.einsum("j,...jhw->...hw", w, rgb.to(torch.float64)) + YCBCR_OFFSET[0] / 255.0
     return y.unsqueeze(-3).to(rgb.dtype)
+
+
+def _inverse() -> tuple[list, list]:
+    t = torch.tensor(YCBCR_MATRIX, dtype=torch.float64)
+    tinv = torch.linalg.inv(t) * 255.0
+    off = torch.tensor(YCBCR_OFFSET, dtype=torch.float64) / 255.0
+    return tinv.tolist(), (-(tinv @ off)).tolist()
+
+
+_FORWARD = ([[v / 255.0 for v in row] for row in YCBCR_MATRIX], [v / 255.0 for v in YCBCR_OFFSET])
+_INVERSE = _inverse()
+
+
+def _pointwise(planes: np.ndarray, matrix: list, offset: list, rows) -> np.ndarray:
+    """``((m0 * a + m1 * b) + m2 * c) + offset`` in float64 for each row of ``matrix``: only
+    multiplications and additions, each rounded once (never fused), in this order."""
+    a, b, c = (planes[..., i, :, :].astype(np.float64) for i in range(3))
+    out = np.empty(planes.shape[:-3] + (len(rows),) + planes.shape[-2:], dtype=np.float64)
+    tmp = np.empty_like(a)
+    for k, i in enumerate(rows):
+        acc = np.multiply(a, matrix[i][0], out=out[..., k, :, :])
+        acc += np.multiply(b, matrix[i][1], out=tmp)
+        acc += np.multiply(c, matrix[i][2], out=tmp)
+        acc += offset[i]
+    return out
+
+
+def rgb_to_ycbcr_pointwise(rgb: np.ndarray, channels=(0, 1, 2)) -> np.ndarray:
+    """:func:`rgb2ycbcr` (the channels ``channels`` of Y, Cb, Cr) of a (..., 3, H, W) NumPy
+    array, computed pixel by pixel as a fixed sum of three float64 products, so that any crop of
+    the image converts to the same crop of the converted image bit for bit (a matrix product
+    need not). Returns float32. NumPy, one thread: for bands of an image (see
+    :func:`densekit.ops.imresize.upscale_band`)."""
+    return _pointwise(rgb, *_FORWARD, channels).astype(np.float32)
+
+
+def ycbcr_to_rgb_pointwise(ycbcr: np.ndarray) -> np.ndarray:
+    """:func:`ycbcr2rgb` (clipped to [0, 1]) of a (..., 3, H, W) NumPy array, computed pixel by
+    pixel like :func:`rgb_to_ycbcr_pointwise`. Returns float32."""
+    return np.clip(_pointwise(ycbcr, *_INVERSE, (0, 1, 2)), 0.0, 1.0).astype(np.float32)
 
 
 def to_model_channels(img: Tensor, channels: int) -> Tensor:

@@ -42,12 +42,22 @@ def segment_image(model, meta: dict, rgb8: torch.Tensor, *, device="cpu", autoca
     return probs.argmax(1)[0].cpu().numpy()
 
 
+def output_names(rel: Path) -> list[Path]:
+    """The outputs of an input at ``rel`` (its path relative to its INPUT folder), relative to
+    the output folder: ``sub/NAME.EXT`` -> ``sub/NAME_label.png``, ``sub/NAME_overlay.png``."""
+    return [rel.parent / f"{rel.stem}_{suffix}.png" for suffix in ("label", "overlay")]
+
+
 def predict_files(model, meta: dict, inputs: list[str], out_dir: str | Path, *, device="cpu",
-                  autocast=None, progress: bool = True, report=print, **inference) -> dict:
-    """Label PNG + overlay for every input; a bad file is reported and skipped."""
+                  autocast=None, progress: bool = True, report=print,
+                  skip_existing: bool = False, report_file: str | Path | None = None,
+                  **inference) -> dict:
+    """Label PNG + overlay for every input (files, and folders with their subfolders) into
+    ``out_dir`` (:func:`output_names`); a bad file is reported and skipped. Returns the outcome
+    of :func:`~densekit.data.image_io.process_images`."""
     model = model.to(device).eval()
 
-    def handle(src: Path, out: Path) -> Path:
+    def handle(src: Path, dsts: list[Path]) -> None:
         img, _ = read_image(src)
         rgb8 = rgb_uint8(img)
         labels = segment_image(model, meta, rgb8, device=device, autocast=autocast, **inference)
@@ -55,15 +65,14 @@ def predict_files(model, meta: dict, inputs: list[str], out_dir: str | Path, *, 
         ovl = overlay(rgb8.permute(1, 2, 0).numpy().astype(np.float32), labels, meta["palette"])
         written = []
         try:  # both files or neither: a label without its overlay is a partial output
-            for im, suffix in ((lab, "label"), (ovl, "overlay")):
-                dst = out / f"{src.stem}_{suffix}.png"
+            for im, dst in zip((lab, ovl), dsts):
                 atomic_write(dst, lambda f, im=im: im.save(f, format="PNG"))
                 written.append(dst)
         except BaseException:
             for dst in written:
                 dst.unlink(missing_ok=True)
             raise
-        return src
 
-    return process_images(inputs, out_dir, handle, verb="segment", progress=progress,
-                          report=report)
+    return process_images(inputs, out_dir, handle, outputs=output_names, verb="segment",
+                          progress=progress, report=report, skip_existing=skip_existing,
+                          report_file=report_file)
