@@ -1,4 +1,5 @@
-"""densekit export: ONNX files that ONNX Runtime runs like PyTorch, at any size; clean errors."""
+"""densekit export: ONNX files that ONNX Runtime runs like PyTorch, at any size (or at the one
+size --size fixes); clean errors."""
 
 import json
 import numpy as np
@@ -7,7 +8,7 @@ import torch
 
 from densekit.cli.main import main
 
-from helpers import require_module, sr_weights, tiny_seg_weights
+from helpers import require, require_module, sr_weights, tiny_seg_weights
 
 ort = require_module("onnxruntime")
 onnx = require_module("onnx")
@@ -92,3 +93,50 @@ def test_user_errors_are_one_line_and_write_nothing(tmp_path, capsys, case):
     assert expect in err
     left = ["out", "w.pt"] if case == "unwritable" else ["w.pt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == left
+
+
+def test_fixed_size_exports_a_size_dependent_sr_model(tmp_path, capsys):
+    # SRCNN's bicubic is refused with dynamic H/W (above) but exports for one fixed LR size
+    model = sr_weights(tmp_path / "s.pt", "srcnn", 2)
+    out = tmp_path / "s.onnx"
+    assert main(["export", "--task", "sr", "--weights", str(tmp_path / "s.pt"), "--size",
+                 "12x15", "-o", str(out)]) == 0
+    assert "1x12x15 and 2x12x15" in capsys.readouterr().out
+    for n in (1, 3):
+        x = torch.rand(n, 1, 12, 15)
+        with torch.no_grad():
+            ref = model(x).numpy()
+        got = _run(out, x)
+        assert got.shape == ref.shape == (n, 1, 24, 30)
+        assert np.abs(got - ref).max() < 1e-4
+    meta = {p.key: json.loads(p.value) for p in onnx.load(str(out)).metadata_props}
+    assert meta["densekit.input_size"] == [12, 15]
+
+
+def test_shipped_seg_model_exports_at_a_fixed_size(tmp_path):
+    # no --weights: the shipped CamVid SwiftNet, whose pyramid pooling grids follow the size
+    from densekit.tasks.seg import load_seg_model, shipped_seg_weights
+
+    require(shipped_seg_weights("camvid") is not None, "the shipped CamVid weights")
+    model, state = load_seg_model(None)
+    out = tmp_path / "camvid.onnx"
+    assert main(["export", "--task", "seg", "--size", "72x96", "-o", str(out)]) == 0
+    x = torch.randn(2, 3, 72, 96)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = _run(out, x)
+    assert got.shape == ref.shape == (2, 11, 72, 96)
+    assert np.abs(got - ref).max() < 1e-3
+    meta = {p.key: json.loads(p.value) for p in onnx.load(str(out)).metadata_props}
+    assert meta["densekit.model"] == "swiftnet_r18" and meta["densekit.input_size"] == [72, 96]
+    assert meta["densekit.classes"] == list(state["classes"])
+
+
+@pytest.mark.parametrize("text", ["360", "0x10", "axb", "1x2x3"])
+def test_bad_size_is_a_one_line_usage_error(tmp_path, capsys, text):
+    with pytest.raises(SystemExit) as e:
+        main(["export", "--task", "sr", "--size", text, "-o", str(tmp_path / "m.onnx")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--size" in err and text in err
+    assert list(tmp_path.iterdir()) == []

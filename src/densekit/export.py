@@ -7,8 +7,10 @@ written, the ONNX model is run with ONNX Runtime on two random inputs of sizes o
 traced one (odd ones included) and compared with PyTorch; the file is then written atomically.
 
 Models whose computation depends on the input size in Python (the MATLAB-exact bicubic
-upsampling of SRCNN/VDSR/REDNet/bicubic builds its matrices from the size) cannot keep a
-dynamic height/width; the check refuses them with one line instead of writing a wrong file.
+upsampling of SRCNN/VDSR/REDNet/bicubic builds its matrices from the size; SwiftNet's
+aspect-aware pyramid pooling picks its grids from it) cannot keep a dynamic height/width: the
+export or the check refuses them with one line instead of writing a wrong file, and ``size``
+exports them for one fixed height and width (the batch stays dynamic), checked at that size.
 """
 
 from __future__ import annotations
@@ -59,9 +61,7 @@ def load_model(task: str, weights: str | None, model: str | None = None,
         from densekit.data.seg import IMAGENET_MEAN, IMAGENET_STD
         from densekit.tasks.seg import load_seg_model
 
-        if weights is None:
-            raise DensekitError("--weights: required for --task seg")
-        net, state = load_seg_model(weights)
+        net, state = load_seg_model(weights)  # None: the shipped CamVid model
         meta = {"task": "seg", "model": state["model"], "classes": list(state["classes"]),
                 "palette": [list(c) for c in state["palette"]],
                 "resize": state.get("resize", 1.0), "mean": list(IMAGENET_MEAN),
@@ -77,24 +77,39 @@ def _input(task: str, channels: int, size: tuple[int, int, int], seed: int) -> t
     return torch.rand(n, channels, h, w, generator=torch.Generator().manual_seed(seed))
 
 
-def to_onnx(model: nn.Module, task: str, channels: int) -> bytes:
-    """The serialized ONNX model (opset chosen by torch) with dynamic batch/height/width."""
+def sizes(task: str, size: tuple[int, int] | None) -> tuple[tuple, tuple]:
+    """(traced size, check sizes) as (N, H, W): the task's defaults, or for a fixed ``size``
+    (H, W) batches 1 and 2 at that size."""
+    if size is None:
+        return SIZES[task]
+    h, w = size
+    return (1, h, w), ((1, h, w), (2, h, w))
+
+
+_FIXED_HINT = "; export one fixed input size with --size HxW"
+
+
+def to_onnx(model: nn.Module, task: str, channels: int,
+            size: tuple[int, int] | None = None) -> bytes:
+    """The serialized ONNX model (opset chosen by torch) with dynamic batch and, unless
+    ``size`` fixes them, dynamic height and width."""
     _require("onnxscript")
-    traced, _ = SIZES[task]
+    traced, _ = sizes(task, size)
     x = _input(task, channels, traced, 0)
     dyn = torch.export.Dim.DYNAMIC
+    dims = {0: dyn} if size else {0: dyn, 2: dyn, 3: dyn}
     in_name, out_name = NAMES[task]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
             program = torch.onnx.export(model.eval().float(), (x,), dynamo=True,
                                         input_names=[in_name], output_names=[out_name],
-                                        dynamic_shapes=({0: dyn, 2: dyn, 3: dyn},),
+                                        dynamic_shapes=(dims,),
                                         verbose=False, report=False)
         except Exception as e:  # the exporter's own errors are many and untyped
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise DensekitError(f"ONNX export failed for {type(model).__name__} "
-                                f"({first[:160]})") from None
+                                f"({first[:160]})" + ("" if size else _FIXED_HINT)) from None
         finally:  # tracing filled the bicubic matrix cache with fake tensors: drop them
             imresize.clear_cache()
     return program.model_proto.SerializeToString()
@@ -109,13 +124,15 @@ def onnx_session(data: bytes, threads: int = 0):
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
-def max_abs_difference(model: nn.Module, session, task: str, channels: int) -> float:
-    """Largest |ONNX Runtime - PyTorch| over the two check inputs of ``task``; a size the
-    ONNX model cannot take (a size-specialised graph) raises DensekitError."""
-    _, checks = SIZES[task]
+def max_abs_difference(model: nn.Module, session, task: str, channels: int,
+                       size: tuple[int, int] | None = None) -> float:
+    """Largest |ONNX Runtime - PyTorch| over the two check inputs of ``task`` (or of the fixed
+    ``size``); a size the ONNX model cannot take (a size-specialised graph) raises
+    DensekitError."""
+    _, checks = sizes(task, size)
     worst = 0.0
-    for i, size in enumerate(checks):
-        x = _input(task, channels, size, 1 + i)
+    for i, shape in enumerate(checks):
+        x = _input(task, channels, shape, 1 + i)
         with torch.no_grad():
             ref = model(x).float().numpy()
         try:
@@ -123,11 +140,11 @@ def max_abs_difference(model: nn.Module, session, task: str, channels: int) -> f
         except Exception as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise DensekitError(f"{type(model).__name__}: the ONNX model does not take a "
-                                f"{size[1]}x{size[2]} input ({first[:120]}); its graph "
-                                "depends on the input size") from None
+                                f"{shape[1]}x{shape[2]} input ({first[:120]}); its graph "
+                                "depends on the input size" + _FIXED_HINT) from None
         if out.shape != ref.shape:
             raise DensekitError(f"{type(model).__name__}: ONNX output {out.shape} for a "
-                                f"{size[1]}x{size[2]} input, PyTorch gives {ref.shape}")
+                                f"{shape[1]}x{shape[2]} input, PyTorch gives {ref.shape}")
         worst = max(worst, float(abs(out - ref).max()))
     return worst
 
@@ -142,19 +159,23 @@ def _with_metadata(data: bytes, meta: dict) -> bytes:
 
 
 def export(task: str, weights: str | None, output: str | Path, *, model: str | None = None,
-           scale: int | None = None, tolerance: float = 1e-3) -> dict:
-    """Export, check against ONNX Runtime, then write ``output`` atomically. Returns
-    {output, model, bytes, max_abs_diff, check_sizes}."""
+           scale: int | None = None, size: tuple[int, int] | None = None,
+           tolerance: float = 1e-3) -> dict:
+    """Export, check against ONNX Runtime, then write ``output`` atomically. ``size`` (H, W;
+    for SR the LR size) fixes the input's height and width. Returns {output, model, bytes,
+    max_abs_diff, check_sizes}."""
     net, meta = load_model(task, weights, model, scale)
     channels = int(getattr(net, "channels", 3))
-    data = to_onnx(net, task, channels)
-    diff = max_abs_difference(net, onnx_session(data), task, channels)
+    data = to_onnx(net, task, channels, size)
+    diff = max_abs_difference(net, onnx_session(data), task, channels, size)
     if not diff <= tolerance:
+        where = "at its fixed size" if size else "on inputs of another size"
         raise DensekitError(f"{meta['model']}: ONNX Runtime differs from PyTorch by {diff:.3g} "
-                            f"(> {tolerance}) on inputs of another size; its graph depends on "
-                            "the input size, not exported")
-    data = _with_metadata(data, {**meta, "max_abs_diff": diff})
+                            f"(> {tolerance}) {where}; not exported"
+                            + ("" if size else _FIXED_HINT))
+    fixed = list(size) if size else None
+    data = _with_metadata(data, {**meta, "input_size": fixed, "max_abs_diff": diff})
     out = Path(output)
     atomic_write_bytes(out, data, what="ONNX model")
     return {"output": str(out), "model": meta["model"], "bytes": len(data), "max_abs_diff": diff,
-            "check_sizes": [list(s) for s in SIZES[task][1]]}
+            "check_sizes": [list(s) for s in sizes(task, size)[1]]}

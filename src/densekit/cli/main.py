@@ -70,6 +70,18 @@ def _nonneg_int(text: str) -> int:
     return v
 
 
+def _size(text: str) -> tuple[int, int]:
+    """HxW, both positive, e.g. 360x480."""
+    parts = text.lower().split("x")
+    try:
+        h, w = (int(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 360x480, got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"height and width must be > 0, got {text!r}")
+    return h, w
+
+
 # ---- sr --------------------------------------------------------------------------------------
 def _self_ensemble_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--self-ensemble", action="store_true",
@@ -327,7 +339,8 @@ def cmd_data_check(args) -> int:
 def cmd_export(args) -> int:
     from densekit.export import export
 
-    res = export(args.task, args.weights, args.output, model=args.model, scale=args.scale)
+    res = export(args.task, args.weights, args.output, model=args.model, scale=args.scale,
+                 size=args.size)
     print(f"wrote {res['output']} ({res['model']}, {res['bytes'] / 1e6:.1f} MB); ONNX Runtime vs "
           f"PyTorch on inputs of {' and '.join('x'.join(map(str, s)) for s in res['check_sizes'])}"
           f" (N x h x w): max abs difference {res['max_abs_diff']:.2e}")
@@ -510,14 +523,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder data sets: class names, one a line (default: DIR/classes.txt)")
     c.set_defaults(func=cmd_data_check)
 
-    x = sub.add_parser("export", help="export a model to ONNX (dynamic batch/height/width)")
+    x = sub.add_parser("export", help="export a model to ONNX (dynamic batch/height/width, or "
+                                      "a fixed height/width with --size)")
     x.add_argument("--task", choices=["sr", "seg"], required=True,
                    help="super-resolution or segmentation model")
-    x.add_argument("--weights", help="weights file or training checkpoint (sr default: the "
-                                     "shipped weights of --model/--scale)")
+    x.add_argument("--weights", help="weights file or training checkpoint (default: the "
+                                     "shipped weights; sr: those of --model/--scale)")
     x.add_argument("--model", choices=list(SR_MODELS),
                    help="sr: model name (default: from the weights file)")
     x.add_argument("--scale", type=_scale, help="sr: scale (default: from the weights file)")
+    x.add_argument("--size", type=_size, metavar="HxW",
+                   help="fix the input height and width (sr: of the LR image), e.g. 360x480, "
+                        "for models whose graph depends on the input size (SwiftNet, SRCNN, "
+                        "VDSR, REDNet); the batch stays dynamic (default: dynamic)")
     x.add_argument("--format", choices=["onnx"], default="onnx",
                    help="output format (default: onnx)")
     x.add_argument("-o", "--output", required=True, metavar="FILE",
