@@ -217,8 +217,19 @@ def test_init_from_starts_from_weights_and_refuses_ones_that_do_not_fit(sr_folde
     scratch = task().model.state_dict()
     assert not torch.equal(scratch["tail.weight"], weights(a)["tail.weight"])
     w = str(a / "weights.pt")
-    with pytest.raises(DensekitError, match="weights are for scale x2; unsupported scale x4"):
-        task(**{"train.init_from": w, "model.scale": 4})
+    # another scale (EDSR's x3/x4 from x2): all but the scale-dependent upsampler is copied
+    ref = weights(a)
+    for scale, fresh in [(4, {"upsample.layers.1.weight", "upsample.layers.1.bias"}),
+                         (3, {"upsample.layers.0.weight"})]:  # its k5 deconv; same-shape bias copied
+        own = task(**{"model.scale": scale}).model.state_dict()
+        got = task(**{"train.init_from": w, "model.scale": scale}).model.state_dict()
+        assert {k for k in got if k not in ref or got[k].shape != ref[k].shape} == fresh
+        for k, v in got.items():
+            assert torch.equal(v, own[k] if k in fresh else ref[k]), k
+    with pytest.raises(DensekitError, match=r"x2 weights do not fit hdcn \(they were trained "
+                       r"with channels 1, options \{'features': 8, 'init': 'kaiming'\}; "
+                       r"\S+ differs\)"):
+        task(**{"train.init_from": w, "model.scale": 4, "model.options": "{features: 16}"})
     with pytest.raises(DensekitError, match=r"weights do not fit hdcn \(they were trained with "
                        r"channels 1, options \{'features': 8, 'init': 'kaiming'\}; size mismatch"):
         task(**{"train.init_from": w, "model.options": "{features: 16}"})

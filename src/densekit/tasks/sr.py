@@ -19,6 +19,7 @@ from densekit.engine.checkpoint import atomic_torch_save, load_checkpoint
 from densekit.engine.optim import OptimConfig, SchedulerConfig, build_optimizer, build_scheduler
 from densekit.engine.trainer import EngineConfig, Trainer, format_out_dir, setup_engine
 from densekit.errors import DensekitError
+from densekit.io import write_above_bars
 from densekit.models.sr import SR_MODELS, build_sr_model
 
 SCALES = (2, 3, 4)
@@ -55,7 +56,9 @@ class SRTrainConfig:
     grad_clip: float = check(0.0, min=0)
     val_every_epochs: int = check(1, min=0, help="0 = no validation")
     init_from: str = check("", help="start from these weights or checkpoint (fine-tuning); "
-                                    "'shipped' = the packaged weights of model.name x scale")
+                                    "'shipped' = the packaged weights of model.name x scale; "
+                                    "weights of another scale give every tensor but the "
+                                    "upsampler's (x3/x4 from x2)")
 
 
 @dataclass
@@ -101,9 +104,11 @@ def read_sr_weights(path: str | Path) -> dict:
     return state
 
 
-def _weights_for(name: str, scale: int, weights: str | Path | None, option: str) -> dict:
+def _weights_for(name: str, scale: int, weights: str | Path | None, option: str,
+                 any_scale: bool = False) -> dict:
     """read_sr_weights of ``weights`` (None: the shipped file), checked to be ``name`` x
-    ``scale``; ``option`` names the setting in the error when nothing is shipped."""
+    ``scale`` (any scale with ``any_scale``); ``option`` names the setting in the error when
+    nothing is shipped."""
     if weights is None:
         weights = shipped_weights(name, scale)
         if weights is None:
@@ -113,7 +118,7 @@ def _weights_for(name: str, scale: int, weights: str | Path | None, option: str)
     state = read_sr_weights(path)
     if state["model"] != name:
         raise DensekitError(f"{path}: weights are for model {state['model']}, not {name}")
-    if state["scale"] != scale:
+    if state["scale"] != scale and not any_scale:
         raise DensekitError(f"{path}: weights are for scale x{state['scale']}; unsupported "
                             f"scale x{scale} for these weights")
     state["path"] = path
@@ -130,6 +135,27 @@ def _fill(model: nn.Module, state: dict) -> nn.Module:
                             f"trained with channels {state['channels']}, options "
                             f"{state['options']}; {detail})") from None
     return model
+
+
+SCALE_DEPENDENT = "upsample."  # the only parameters whose shape or role depends on the scale
+
+
+def _fill_across_scales(model: nn.Module, state: dict) -> list[str]:
+    """Weights trained at another scale: copy every tensor of the same name and shape and keep
+    the model's own initialisation for the rest, which must all belong to the scale-dependent
+    upsampler (EDSR starts x3/x4 from x2 this way). Returns the names left initialised."""
+    own = model.state_dict()
+    theirs = state["state_dict"]
+    fresh = [k for k, v in own.items() if k not in theirs or theirs[k].shape != v.shape]
+    foreign = [k for k in theirs if k not in own]
+    bad = [k for k in fresh + foreign if not k.startswith(SCALE_DEPENDENT)]
+    if bad:
+        raise DensekitError(f"{state['path']}: x{state['scale']} weights do not fit "
+                            f"{state['model']} (they were trained with channels "
+                            f"{state['channels']}, options {state['options']}; {bad[0]} differs)")
+    model.load_state_dict({k: v for k, v in theirs.items() if k in own and k not in fresh},
+                          strict=False)
+    return fresh
 
 
 def load_sr_model(name: str, scale: int, weights: str | Path | None = None) -> nn.Module:
@@ -153,8 +179,16 @@ class SRTask:
             raise DensekitError(f"model.name: {m.name} has nothing to train")
         if cfg.train.init_from:  # a resumed run's checkpoint replaces these weights later
             src = cfg.train.init_from
-            _fill(model, _weights_for(m.name, m.scale, None if src == "shipped" else src,
-                                      "train.init_from"))
+            state = _weights_for(m.name, m.scale, None if src == "shipped" else src,
+                                 "train.init_from", any_scale=True)
+            if state["scale"] == m.scale:
+                _fill(model, state)
+            else:
+                fresh = _fill_across_scales(model, state)
+                if distributed.rank() == 0:
+                    write_above_bars(f"train.init_from: x{state['scale']} weights for x{m.scale}; "
+                                     f"{len(fresh)} scale-dependent tensor(s) keep their "
+                                     "initialisation" + (f" ({', '.join(fresh)})" if fresh else ""))
         self.model = self.precision.prepare(model)
         if cfg.engine.compile:
             self.model.compile()  # in place: state_dict keys unchanged
