@@ -141,7 +141,8 @@ def max_abs_difference(model: nn.Module, session, task: str, channels: int,
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise DensekitError(f"{type(model).__name__}: the ONNX model does not take a "
                                 f"{shape[1]}x{shape[2]} input ({first[:120]}); its graph "
-                                "depends on the input size" + _FIXED_HINT) from None
+                                "depends on the input size"
+                                + ("" if size else _FIXED_HINT)) from None
         if out.shape != ref.shape:
             raise DensekitError(f"{type(model).__name__}: ONNX output {out.shape} for a "
                                 f"{shape[1]}x{shape[2]} input, PyTorch gives {ref.shape}")

@@ -125,15 +125,19 @@ def _weights_for(name: str, scale: int, weights: str | Path | None, option: str,
     return state
 
 
+def _misfit(state: dict, detail: str, what: str = "weights") -> DensekitError:
+    """The one-line error for weights whose tensors do not fit the model being built."""
+    return DensekitError(f"{state['path']}: {what} do not fit {state['model']} (they were "
+                         f"trained with channels {state['channels']}, options "
+                         f"{state['options']}; {detail})")
+
+
 def _fill(model: nn.Module, state: dict) -> nn.Module:
     try:
         model.load_state_dict(state["state_dict"])
     except RuntimeError as e:
         lines = str(e).splitlines()
-        detail = (lines[1] if len(lines) > 1 else lines[0]).strip()[:120]
-        raise DensekitError(f"{state['path']}: weights do not fit {state['model']} (they were "
-                            f"trained with channels {state['channels']}, options "
-                            f"{state['options']}; {detail})") from None
+        raise _misfit(state, (lines[1] if len(lines) > 1 else lines[0]).strip()[:120]) from None
     return model
 
 
@@ -150,9 +154,7 @@ def _fill_across_scales(model: nn.Module, state: dict) -> list[str]:
     foreign = [k for k in theirs if k not in own]
     bad = [k for k in fresh + foreign if not k.startswith(SCALE_DEPENDENT)]
     if bad:
-        raise DensekitError(f"{state['path']}: x{state['scale']} weights do not fit "
-                            f"{state['model']} (they were trained with channels "
-                            f"{state['channels']}, options {state['options']}; {bad[0]} differs)")
+        raise _misfit(state, f"{bad[0]} differs", what=f"x{state['scale']} weights")
     model.load_state_dict({k: v for k, v in theirs.items() if k in own and k not in fresh},
                           strict=False)
     return fresh
