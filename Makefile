@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean results-sr
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# the shipped SR weights against the published networks, and the recipe table of
+# docs/results/results-sr.md, measured anew (needs ../shared/data/sr)
+results-sr: $(STAMP)
+	$(BIN)/python scripts/sr_results.py
 
 clean:
 	rm -rf runs outputs demo_out

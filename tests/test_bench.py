@@ -65,6 +65,11 @@ def test_quick_bench_json(capsys):
     sr = {r["model"]: r for r in res["sr"]}
     assert sr["srcnn"]["set5_x2_psnr"] == 36.66 and sr["srcnn"]["psnr_source"] == "published"
     assert 0 < sr["bicubic"]["flops_per_pixel"] < sr["srcnn"]["flops_per_pixel"] / 100
+    for r in res["sr"]:  # interleaved rounds: median within the range of its rounds
+        assert r["ms_per_megapixel_min"] <= r["ms_per_megapixel"] <= r["ms_per_megapixel_max"]
+        assert r["rounds"] == 2
+    v = sr["hdcn"]["vs_vdsr"]
+    assert v["pairs"] == 2 and v["min"] <= v["median"] <= v["max"]
     assert set(res["data"]) == {"sr", "seg"}
     assert res["compile"] == {"skipped": "--quick"}
     assert len(res["upscale_memory"]["runs"]) == 2
@@ -81,7 +86,7 @@ def test_quick_bench_json(capsys):
     text = out.getvalue()
     for word in ("peak (the better of", "deeplab_r50", "swiftnet_r18", "ssgan:swiftnet_r18",
                  "torchvision deeplabv3_resnet50", "SS-GAN (swiftnet_r18)", "interleaved pairs",
-                 "ms/Mpx", "Tiled upscaling", "Data pipeline", "torch.compile", "ONNX Runtime"):
+                 "ms/Mpx", "HDCN / VDSR time", "Tiled upscaling", "Data pipeline", "torch.compile", "ONNX Runtime"):
         assert word in text, word
 
 
@@ -223,3 +228,13 @@ def test_spread_and_ratio_spread():
     assert r == {"median": 1.5, "min": 1.2, "max": 2.0, "pairs": 3}
     with pytest.raises(ValueError):
         ratio_spread([1.0], [1.0, 2.0])
+
+
+def test_interleaved_times_rotate_the_order_each_round():
+    from densekit.bench.timing import interleaved_times
+
+    calls = []
+    passes = {n: (lambda n=n: calls.append(n), 1.0) for n in "abc"}
+    times = interleaved_times(passes, rounds=3, warmup=2)
+    assert calls == list("aabbcc") + list("abc") + list("bca") + list("cab")
+    assert {n: len(t) for n, t in times.items()} == {"a": 3, "b": 3, "c": 3}

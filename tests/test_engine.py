@@ -79,6 +79,63 @@ def test_loss_decreases(sr_folder, tmp_path):
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
 
 
+@pytest.mark.parametrize("loss", ["l1", "charbonnier"])
+def test_other_pixel_losses_train_and_still_log_mse(sr_folder, tmp_path, loss):
+    out = tmp_path / "run"
+    train(None, tiny_sr_config(sr_folder, out, **{
+        "train.epochs": 1, "train.iters_per_epoch": 40, "train.scheduler.name": "constant",
+        "train.l2": 0, "train.loss": loss}))
+    rows = [r for r in metrics_rows(out) if r["split"] == "train"]
+    assert all(r["loss"] != pytest.approx(r["mse"]) for r in rows)  # the loss is not the MSE
+    losses = [r["mse"] for r in rows]
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+def test_pixel_losses_values():
+    from densekit.tasks.sr import pixel_loss
+
+    a, b = torch.tensor([0.0, 0.5, 1.0]), torch.tensor([0.0, 0.0, 0.0])
+    assert pixel_loss("mse", a, b).item() == pytest.approx(1.25 / 3)
+    assert pixel_loss("l1", a, b).item() == pytest.approx(0.5)
+    assert pixel_loss("charbonnier", a, b).item() == pytest.approx(
+        (1e-3 + (0.25 + 1e-6) ** 0.5 + (1 + 1e-6) ** 0.5) / 3)
+
+
+def test_ema_is_the_average_validation_and_weights_use_and_it_resumes(sr_folder, tmp_path):
+    from densekit.config import load_config
+    from densekit.tasks.sr import SRConfig, SRTask
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    sets = {"train.ema": 0.5}
+    train(None, tiny_sr_config(sr_folder, full, **sets))
+    state = load_checkpoint(full / "checkpoints" / "step_00000006.pt")
+    model, ema = state["modules"]["model"], state["modules"]["ema"]
+    assert int(ema["n_averaged"]) == 6
+    # the exported weights are the EMA's, not the trained weights
+    exported = weights(full)
+    assert_same_state(exported, {k[len("module."):]: v for k, v in ema.items()
+                                 if k.startswith("module.")})
+    assert not torch.equal(exported["tail.weight"], model["tail.weight"])
+    # resume equality with the EMA
+    (part / "checkpoints").mkdir(parents=True)
+    shutil.copy(full / "checkpoints" / "step_00000002.pt", part / "checkpoints")
+    train(None, tiny_sr_config(sr_folder, part, **sets), resume="auto")
+    assert_same_state(weights(full), weights(part))
+    # a run without an EMA cannot resume a checkpoint with one, and the error says why
+    with pytest.raises(DensekitError, match=r"different run \(ema: checkpoint has 0.5"):
+        train(None, tiny_sr_config(sr_folder, full, **{"train.epochs": 4}), resume="auto")
+    # the update rule: decay 0.5 averages the last weights with the previous average
+    cfg = load_config(SRConfig, None, tiny_sr_config(sr_folder, tmp_path / "t", **sets))
+    task = SRTask(cfg)
+    batches = task.batches(0)
+    task.train_step(next(batches), 0)
+    w1 = task.model.tail.weight.detach().clone()
+    assert torch.equal(task.ema.module.tail.weight, w1)  # the first update copies
+    task.train_step(next(batches), 1)
+    w2 = task.model.tail.weight.detach().clone()
+    torch.testing.assert_close(task.ema.module.tail.weight, 0.5 * w1 + 0.5 * w2)
+
+
 def test_training_batches_follow_the_protocol(sr_folder):
     from densekit.data.sr import SRPatchBatches, make_lr
 
@@ -250,6 +307,8 @@ def test_init_from_starts_from_weights_and_refuses_ones_that_do_not_fit(sr_folde
      [1 / 3, 2 / 3, 0.5, 0.5, 0.25]),
     ({"name": "linear", "end_factor": 0.0}, [1, 0.75, 0.5, 0.25, 0]),
     ({"name": "poly", "end_factor": 0.0, "power": 2.0}, [1, 0.5625, 0.25, 0.0625, 0]),
+    ({"name": "cosine", "end_factor": 0.0}, [1, 0.5 + 0.5 ** 1.5, 0.5, 0.5 - 0.5 ** 1.5, 0]),
+    ({"name": "cosine", "end_factor": 0.5}, [1, 0.75 + 0.5 ** 2.5, 0.75, 0.75 - 0.5 ** 2.5, 0.5]),
 ])
 def test_lr_schedule_per_step(sets, expected):
     from densekit.engine.optim import SchedulerConfig, build_scheduler

@@ -98,14 +98,21 @@ def _spread(r: dict) -> str:
 def _print_sr(rows: list[dict], p) -> None:
     p()
     p("Super-resolution x2 (default path; PSNR on Set5 x2, gain over bicubic's 33.66 dB)")
-    p(f"  {'model':<8} {'MFLOP/px':>9} {'ms/Mpx out':>11} {'PSNR':>6} {'source':<27} "
-      f"{'dB/(MFLOP/px)':>13} {'dB/(s/Mpx)':>10}")
+    p(f"  {'model':<8} {'MFLOP/px':>9} {'ms/Mpx out':>11} {'range':>15} {'PSNR':>6} "
+      f"{'source':<27} {'dB/(MFLOP/px)':>13} {'dB/(s/Mpx)':>10}")
     for r in rows:
         ps = f"{r['set5_x2_psnr']:.2f}" if "set5_x2_psnr" in r else "-"
         a = f"{r['db_per_mflop_per_px']:.2f}" if "db_per_mflop_per_px" in r else "-"
         b = f"{r['db_per_s_per_mpx']:.2f}" if "db_per_s_per_mpx" in r else "-"
+        rng = f"{r['ms_per_megapixel_min']:,.0f}-{r['ms_per_megapixel_max']:,.0f}"
         p(f"  {r['model']:<8} {r['flops_per_pixel'] / 1e6:>9.3f} {r['ms_per_megapixel']:>11,.0f}"
-          f" {ps:>6} {r.get('psnr_source', '-'):<27} {a:>13} {b:>10}")
+          f" {rng:>15} {ps:>6} {r.get('psnr_source', '-'):<27} {a:>13} {b:>10}")
+    hdcn = next((r for r in rows if "vs_vdsr" in r), None)
+    if hdcn:
+        v = hdcn["vs_vdsr"]
+        p(f"  HDCN / VDSR time: {v['median']:.2f}x (range {v['min']:.2f}-{v['max']:.2f} over "
+          f"{v['pairs']} interleaved rounds; FLOPs ratio "
+          f"{hdcn['flops_per_pixel'] / next(r for r in rows if r['model'] == 'vdsr')['flops_per_pixel']:.2f}x)")
 
 
 def _print_upscale(u: dict, p) -> None:

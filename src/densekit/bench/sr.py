@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from densekit.bench.models import SR_MODELS
 from densekit.bench.steps import paths
-from densekit.bench.timing import inference_ms_per_megapixel
+from densekit.bench.timing import inference_pass, interleaved_times, ratio_spread
 from densekit.engine.precision import Precision
 from densekit.metrics.published import PUBLISHED_SR
 
@@ -18,18 +19,32 @@ SET5 = Path("../shared/data/sr/Set5")
 
 
 def bench_sr(sz: dict, device) -> list[dict]:
-    """ms per output megapixel (default path) and PSNR gain per unit of cost."""
+    """ms per output megapixel (default path) and PSNR gain per unit of cost.
+
+    The models run in interleaved rounds (bicubic, hdcn, srcnn, vdsr, rednet, then again, the
+    order rotated each round) after ``sr_warmup`` untimed passes each, so that a change of the
+    machine's speed during the run touches every model alike; each row gives the median and
+    the range over ``sr_rounds`` rounds, and HDCN's row the per-round ratio of its time to
+    VDSR's (``vs_vdsr``: median, min, max) - the robust number for "how much faster"."""
     from densekit.models.complexity import flops_per_pixel
     from densekit.models.sr import build_sr_model
 
     d = paths(device)["default"]
     prec = Precision(device, d["precision"], d["channels_last"])
     measured = measure_hdcn_set5(prec) if sz["set5"] else None
+    names = ("bicubic",) + SR_MODELS
+    models = {n: build_sr_model(n, 2) for n in names}
+    passes = {n: inference_pass(m, prec, sz["sr_out"]) for n, m in models.items()}
+    times = interleaved_times(passes, sz["sr_rounds"], sz["sr_warmup"], prec.device)
     out = []
-    for name in ("bicubic",) + SR_MODELS:
-        m = build_sr_model(name, 2)
+    for name in names:
+        m, (fn, mpx) = models[name], passes[name]
+        ms = [1e3 * t / mpx for t in times[name]]
         r = {"model": name, "flops_per_pixel": flops_per_pixel(m, (48, 48)),
-             "ms_per_megapixel": inference_ms_per_megapixel(m, prec, sz["sr_out"])}
+             "ms_per_megapixel": statistics.median(ms), "ms_per_megapixel_min": min(ms),
+             "ms_per_megapixel_max": max(ms), "rounds": len(ms)}
+        if name == "hdcn":
+            r["vs_vdsr"] = ratio_spread(times["hdcn"], times["vdsr"])
         if name in PUBLISHED_SET5_X2:
             r["set5_x2_psnr"], r["psnr_source"] = PUBLISHED_SET5_X2[name], "published"
         elif measured is not None:

@@ -45,11 +45,37 @@ def inference_seconds(model, prec: Precision, x: torch.Tensor, runs: int = 3) ->
     return statistics.median(time_runs(fwd, runs, device=prec.device))
 
 
+def inference_pass(model, prec: Precision, out_size: int):
+    """(fn, megapixels): one no-grad SR forward pass to an ``out_size``^2 output, and its size."""
+    model = prec.prepare(model.eval())
+    lr = prec.input(torch.rand(1, model.channels, out_size // model.scale,
+                               out_size // model.scale))
+
+    def fwd():
+        with torch.no_grad(), prec.autocast():
+            model(lr)
+
+    return fwd, (out_size // model.scale * model.scale) ** 2 / 1e6
+
+
 def inference_ms_per_megapixel(model, prec: Precision, out_size: int, runs: int = 3) -> float:
     """Median wall time of one SR forward pass on an ``out_size``^2 output, per output Mpx."""
-    lr = torch.rand(1, model.channels, out_size // model.scale, out_size // model.scale)
-    pixels = (lr.shape[-1] * model.scale) * (lr.shape[-2] * model.scale)
-    return inference_seconds(model, prec, lr, runs) * 1000 / (pixels / 1e6)
+    fn, mpx = inference_pass(model, prec, out_size)
+    return statistics.median(time_runs(fn, runs, device=prec.device)) * 1000 / mpx
+
+
+def interleaved_times(passes: dict, rounds: int, warmup: int = 1,
+                      device=torch.device("cpu")) -> dict[str, list[float]]:
+    """Wall times (seconds) of each ``passes[name][0]()``, ``rounds`` times, run in rounds of
+    one call each (the order rotated every round) after ``warmup`` untimed calls each."""
+    names = list(passes)
+    for name in names:
+        time_runs(passes[name][0], 0, warmup, device)
+    out = {n: [] for n in names}
+    for i in range(rounds):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            out[name] += time_runs(passes[name][0], 1, 0, device)
+    return out
 
 
 def spread(times: list[float]) -> dict:

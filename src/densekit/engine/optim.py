@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -27,10 +28,11 @@ class OptimConfig:
 
 @dataclass
 class SchedulerConfig:
-    name: str = check("constant", choices=["constant", "step", "linear", "poly"])
+    name: str = check("constant", choices=["constant", "step", "linear", "poly", "cosine"])
     step_epochs: int = check(20, min=1, help="step: multiply by gamma every this many epochs")
     gamma: float = check(0.5, gt=0, max=1)
-    end_factor: float = check(0.1, min=0, max=1, help="linear/poly: final lr = lr * end_factor")
+    end_factor: float = check(0.1, min=0, max=1,
+                              help="linear/poly/cosine: final lr = lr * end_factor")
     power: float = check(0.9, gt=0)
     warmup_steps: int = check(0, min=0, help="ramp lr linearly from lr/(N+1) over the first N "
                                              "steps (e.g. when fine-tuning trained weights)")
@@ -116,8 +118,10 @@ def build_scheduler(cfg: SchedulerConfig, optimizer, total_steps: int, iters_per
         fn = lambda s: cfg.gamma ** (s // every)  # noqa: E731
     elif cfg.name == "linear":
         fn = lambda s: 1.0 - (1.0 - cfg.end_factor) * min(s, total) / total  # noqa: E731
-    else:
+    elif cfg.name == "poly":
         fn = lambda s: cfg.end_factor + (1 - cfg.end_factor) * (1 - min(s, total) / total) ** cfg.power  # noqa: E731,E501
+    else:  # cosine (SGDR without restarts), from lr down to lr * end_factor
+        fn = lambda s: cfg.end_factor + (1 - cfg.end_factor) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))  # noqa: E731,E501
     if cfg.warmup_steps:
         base, n = fn, cfg.warmup_steps
         fn = lambda s: base(s) * min(1.0, (s + 1) / (n + 1))  # noqa: E731

@@ -16,9 +16,10 @@ from densekit.data.sr import SRPatchBatches, check_folders
 from densekit.data.stream import batch_stream
 from densekit.engine import distributed
 from densekit.engine.checkpoint import atomic_torch_save, load_checkpoint
+from densekit.engine.ema import build_ema
 from densekit.engine.optim import OptimConfig, SchedulerConfig, build_optimizer, build_scheduler
 from densekit.engine.trainer import EngineConfig, Trainer, format_out_dir, setup_engine
-from densekit.errors import DensekitError
+from densekit.errors import ConfigError, DensekitError
 from densekit.io import write_above_bars
 from densekit.models.sr import SR_MODELS, build_sr_model
 
@@ -52,13 +53,23 @@ class SRTrainConfig:
         name="adam", lr=1e-3, betas=[0.9, 0.9999], eps=1e-8))
     scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig(
         name="step", step_epochs=20, gamma=0.5))
+    loss: str = check("mse", choices=["mse", "l1", "charbonnier"],
+                      help="pixel loss: mse (paper, eq. 14), l1 (EDSR), or charbonnier "
+                           "(sqrt(d^2 + 1e-6), LapSRN)")
     l2: float = check(1e-3, min=0, help="beta of eq. 14: loss += beta * sum(w^2) / 2")
+    ema: float = check(0.0, min=0, help="decay of an exponential moving average of the "
+                                        "weights, which validation and the exported weights "
+                                        "use (e.g. 0.999); 0 = none")
     grad_clip: float = check(0.0, min=0)
     val_every_epochs: int = check(1, min=0, help="0 = no validation")
     init_from: str = check("", help="start from these weights or checkpoint (fine-tuning); "
                                     "'shipped' = the packaged weights of model.name x scale; "
                                     "weights of another scale give every tensor but the "
                                     "upsampler's (x3/x4 from x2)")
+
+    def validate(self):
+        if not self.ema < 1:
+            raise ConfigError(f"ema: must be below 1 (0 = none), got {self.ema}")
 
 
 @dataclass
@@ -198,6 +209,9 @@ class SRTask:
         t = cfg.train
         self.total_steps = t.epochs * t.iters_per_epoch
         self.modules = {"model": self.model}
+        self.ema = build_ema(self.model, t.ema)
+        if self.ema is not None:
+            self.modules["ema"] = self.ema
         opt = build_optimizer(t.optimizer, self.model.parameters())
         self.optimizers = {"model": opt}
         self.schedulers = {"model": build_scheduler(t.scheduler, opt, self.total_steps,
@@ -217,14 +231,17 @@ class SRTask:
         self.model.train()
         with self.precision.autocast():
             out = self.net(lr)
-        mse = F.mse_loss(out.float(), hr)
-        loss = mse
+        out = out.float()
+        mse = F.mse_loss(out, hr)
+        loss = pixel_loss(self.cfg.train.loss, out, hr) if self.cfg.train.loss != "mse" else mse
         if self.cfg.train.l2 > 0:
             loss = loss + self.cfg.train.l2 * 0.5 * sum(w.float().pow(2).sum()
                                                         for w in self.weights)
         opt = self.optimizers["model"]
         opt.zero_grad(set_to_none=True)
         self.precision.backward_step(loss, opt, self.model.parameters(), self.cfg.train.grad_clip)
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         m = mse.item()
         return {"loss": loss.item(), "mse": m, "psnr": -10 * math.log10(max(m, 1e-12))}
 
@@ -233,21 +250,29 @@ class SRTask:
         """Every process evaluates the whole (small) validation folders: same numbers on all."""
         from densekit.tasks.sr_eval import evaluate_folder
 
-        self.model.eval()
+        model = self.result_model()
+        model.eval()
         out = {}
         for folder in self.cfg.data.val:
-            r = evaluate_folder(self.model, folder, self.cfg.model.scale,
+            r = evaluate_folder(model, folder, self.cfg.model.scale,
                                 device=self.precision.device, autocast=self.precision.autocast)
             out[f"psnr_{r['dataset']}"] = r["psnr"]
             out[f"ssim_{r['dataset']}"] = r["ssim"]
         self.model.train()
         return out
 
+    def result_model(self) -> nn.Module:
+        """What validation and the weights file use: the EMA of the weights if there is one."""
+        return self.model if self.ema is None else self.ema.module
+
     def signature(self) -> dict:
         m = self.cfg.model
-        return {"task": "sr", "model": m.name, "scale": m.scale, "channels": m.channels,
-                "options": dict(sorted(m.options.items())),
-                "batch_size": self.cfg.train.batch_size, "seed": self.cfg.engine.seed}
+        sig = {"task": "sr", "model": m.name, "scale": m.scale, "channels": m.channels,
+               "options": dict(sorted(m.options.items())),
+               "batch_size": self.cfg.train.batch_size, "seed": self.cfg.engine.seed}
+        if self.ema is not None:  # checkpoints of runs without an EMA have no such key
+            sig["ema"] = self.cfg.train.ema
+        return sig
 
     def extra_state(self) -> dict:
         return {"precision": self.precision.state_dict()}
@@ -256,8 +281,17 @@ class SRTask:
         self.precision.load_state_dict(state.get("precision"))
 
     def export(self, path: Path) -> None:
-        save_weights(path, self.model, self.cfg.model,
+        save_weights(path, self.result_model(), self.cfg.model,
                      meta={"steps": self.total_steps, "config": to_dict(self.cfg)})
+
+
+def pixel_loss(name: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The training loss ``train.loss`` names, averaged over every pixel."""
+    if name == "mse":
+        return F.mse_loss(out, target)
+    if name == "l1":
+        return F.l1_loss(out, target)
+    return torch.sqrt((out - target).pow(2) + 1e-6).mean()  # charbonnier
 
 
 def train(config: str | None, overrides: list[str], resume: str | None = None) -> dict:

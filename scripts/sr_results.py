@@ -1,0 +1,152 @@
+#!/usr/bin/env python
+"""Regenerate the super-resolution result tables of docs/results/results-sr.md in one command
+(`make results-sr`):
+
+1. the shipped HDCN weights (x2, x3, x4) against the published networks trained on the same 291
+   images, with the quality target: at or above RED30 at x2 and x4, above VDSR at x3 (no RED30
+   x3 is published);
+2. the equal-budget HDCN recipe table, from the finished runs of `scripts/sr_experiments.sh
+   recipe` (skipped, and left as it is in the document, when they are not on this machine).
+
+Every PSNR / SSIM is measured now by `densekit sr eval --precision fp32 --json` (the protocol of
+docs/protocols.md 1); the published numbers come from densekit.metrics.published.
+
+    .venv/bin/python scripts/sr_results.py [--recipe runs/sr_budget] [--doc FILE] [--print]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import run_logs
+import torch
+
+from densekit.io import atomic_write_text
+from densekit.metrics.published import PUBLISHED_SR
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ["../shared/data/sr/Set5", "../shared/data/sr/Set14"]
+SETS = ("Set5", "Set14")
+TARGET = {2: "rednet", 3: "vdsr", 4: "rednet"}
+NAMES = {"bicubic": "Bicubic", "srcnn": "SRCNN", "vdsr": "VDSR", "rednet": "RED30"}
+MARKS = {"shipped": ("<!-- sr-shipped:start -->", "<!-- sr-shipped:end -->"),
+         "recipe": ("<!-- sr-recipe:start -->", "<!-- sr-recipe:end -->")}
+# recipe arms (scripts/sr_experiments.sh recipe): folder -> what differs from mse_s0
+ARMS = {"mse_s0": "MSE loss, step schedule, 16 x 48x48 (the shipped recipe's settings), seed 0",
+        "mse_s1": "the same, seed 1 (seed noise)",
+        "l1": "L1 loss",
+        "ema": "EMA of the weights (decay 0.999)",
+        "cosine": "cosine schedule (1e-3 to 1e-5)",
+        "p64b9": "64x64 crops, batch 9 (the same pixels per step)"}
+
+
+def evaluate(model: str, scale: int, weights: str | None = None) -> tuple[dict, str]:
+    """{set: (psnr, ssim)} by `densekit sr eval`, and the command as a user types it."""
+    args = ["sr", "eval", "--model", model, "--scale", str(scale)]
+    if weights:
+        args += ["--weights", weights]
+    for d in DATA:
+        args += ["--data", d]
+    args += ["--precision", "fp32", "--json"]
+    res = subprocess.run([sys.executable, "-m", "densekit", *args], cwd=ROOT,
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.exit(f"densekit {shlex.join(args)} failed:\n{res.stderr}")
+    return ({r["dataset"]: (r["psnr"], r["ssim"]) for r in json.loads(res.stdout)},
+            "densekit " + shlex.join(args))
+
+
+def cell(v) -> str:
+    return f"{v[0]:.2f} / {v[1]:.4f}"
+
+
+def shipped_table() -> list[str]:
+    lines = ["| x | network | Set5 PSNR / SSIM | Set14 PSNR / SSIM |", "|---|---|---|---|"]
+    verdicts = []
+    for scale in (2, 3, 4):
+        ours, cmd = evaluate("hdcn", scale)
+        bic, _ = evaluate("bicubic", scale)
+        lines.append(f"| {scale} | Bicubic (ours) | {cell(bic['Set5'])} | {cell(bic['Set14'])} |")
+        for m in ("srcnn", "vdsr", "rednet"):
+            pub = PUBLISHED_SR.get((m, scale))
+            if pub:
+                lines.append(f"| {scale} | {NAMES[m]} (published) | {cell(pub['Set5'])} | "
+                             f"{cell(pub['Set14'])} |")
+        lines.append(f"| {scale} | **HDCN (shipped)** | **{cell(ours['Set5'])}** | "
+                     f"**{cell(ours['Set14'])}** |")
+        t = TARGET[scale]
+        gaps = [ours[s][0] - PUBLISHED_SR[(t, scale)][s][0] for s in SETS]
+        verdicts.append(f"x{scale}: {gaps[0]:+.2f} / {gaps[1]:+.2f} dB against the published "
+                        f"{NAMES[t]} (Set5 / Set14): "
+                        + ("target met" if min(gaps) >= 0 else "target not met"))
+    template = cmd.replace("--model hdcn --scale 4", "--model M --scale S")
+    return lines + ["", "Shipped HDCN against the target: " + "; ".join(verdicts) + ".", "",
+                    f"Measured with `{template}` for M = hdcn (the shipped weights) and bicubic, "
+                    "S = 2, 3, 4."]
+
+
+def recipe_table(folder: Path) -> list[str] | None:
+    arms = [n for n in ARMS if (folder / n / "weights.pt").is_file()]
+    if not arms:
+        return None
+    res, cmds, speed = {}, {}, {}
+    for n in arms:
+        w = torch.load(folder / n / "weights.pt", map_location="cpu", weights_only=True)
+        res[n], cmds[n] = evaluate("hdcn", w["scale"], str(folder / n / "weights.pt"))
+        rows = run_logs.read_rows(folder / n)
+        speed[n] = run_logs.seconds_per_step(rows, w["meta"]["config"]["train"]["batch_size"])
+    base = [res[n] for n in ("mse_s0", "mse_s1") if n in res]
+    ref = [sum(r[s][0] for r in base) / len(base) for s in SETS] if base else None
+    lines = ["| arm | Set5 PSNR / SSIM | Set14 PSNR / SSIM | vs mean of the MSE seeds (dB) | "
+             "s / step |", "|---|---|---|---|---|"]
+    for n in arms:
+        d = (f"{res[n]['Set5'][0] - ref[0]:+.2f} / {res[n]['Set14'][0] - ref[1]:+.2f}"
+             if ref else "-")
+        lines.append(f"| {ARMS[n]} | {cell(res[n]['Set5'])} | {cell(res[n]['Set14'])} | {d} | "
+                     f"{speed[n]:.2f} |")
+    out = lines + [""]
+    if len(base) == 2:
+        out.append("Seed noise (|seed 0 - seed 1|, Set5 / Set14): "
+                   f"{abs(base[0]['Set5'][0] - base[1]['Set5'][0]):.2f} / "
+                   f"{abs(base[0]['Set14'][0] - base[1]['Set14'][0]):.2f} dB.")
+    out.append(f"Weights: `{folder}/ARM/weights.pt`; evaluated with "
+               f"`{cmds[arms[0]].replace(arms[0], 'ARM')}`.")
+    return out
+
+
+def replace_block(text: str, key: str, lines: list[str]) -> str:
+    start, end = MARKS[key]
+    if start not in text or end not in text:
+        sys.exit(f"{start} ... {end} not found in the document")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return head + start + "\n" + "\n".join(lines) + "\n" + end + tail
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--recipe", type=Path, default=Path("runs/sr_budget"),
+                    help="folder of the recipe runs (scripts/sr_experiments.sh recipe)")
+    ap.add_argument("--doc", type=Path, default=ROOT / "docs/results/results-sr.md")
+    ap.add_argument("--print", action="store_true", help="print the tables, leave the document")
+    args = ap.parse_args()
+    blocks = {"shipped": shipped_table(), "recipe": recipe_table(args.recipe)}
+    if args.print:
+        for lines in blocks.values():
+            print("\n".join(lines or ["(no recipe runs)"]) + "\n")
+        return
+    text = args.doc.read_text()
+    for key, lines in blocks.items():
+        if lines is not None:
+            text = replace_block(text, key, lines)
+    atomic_write_text(args.doc, text)
+    print(f"wrote {args.doc}")
+
+
+if __name__ == "__main__":
+    main()
