@@ -116,6 +116,10 @@ def test_ema_is_the_average_validation_and_weights_use_and_it_resumes(sr_folder,
     assert_same_state(exported, {k[len("module."):]: v for k, v in ema.items()
                                  if k.startswith("module.")})
     assert not torch.equal(exported["tail.weight"], model["tail.weight"])
+    # a checkpoint read as weights (sr eval --weights, train.init_from) gives the EMA too
+    from densekit.tasks.sr import read_sr_weights
+    assert_same_state(read_sr_weights(full / "checkpoints" / "step_00000006.pt")["state_dict"],
+                      exported)
     # resume equality with the EMA
     (part / "checkpoints").mkdir(parents=True)
     shutil.copy(full / "checkpoints" / "step_00000002.pt", part / "checkpoints")

@@ -109,10 +109,18 @@ def read_sr_weights(path: str | Path) -> dict:
             raise DensekitError(f"{path}: not a super-resolution checkpoint")
         cfg = state["config"]["model"]
         state = {"model": cfg["name"], "scale": cfg["scale"], "channels": cfg["channels"],
-                 "options": cfg["options"], "state_dict": state["modules"]["model"]}
+                 "options": cfg["options"], "state_dict": _result_state(state["modules"])}
     elif state.get("format") != WEIGHTS_FORMAT:
         raise DensekitError(f"{path}: not a densekit SR weights file")
     return state
+
+
+def _result_state(modules: dict) -> dict:
+    """A checkpoint's result weights: the EMA's (``train.ema``) if the run kept one, as the
+    run's validation and weights.pt use them, else the trained weights."""
+    if "ema" not in modules:
+        return modules["model"]
+    return {k[len("module."):]: v for k, v in modules["ema"].items() if k.startswith("module.")}
 
 
 def _weights_for(name: str, scale: int, weights: str | Path | None, option: str,
@@ -233,7 +241,7 @@ class SRTask:
             out = self.net(lr)
         out = out.float()
         mse = F.mse_loss(out, hr)
-        loss = pixel_loss(self.cfg.train.loss, out, hr) if self.cfg.train.loss != "mse" else mse
+        loss = mse if self.cfg.train.loss == "mse" else pixel_loss(self.cfg.train.loss, out, hr)
         if self.cfg.train.l2 > 0:
             loss = loss + self.cfg.train.l2 * 0.5 * sum(w.float().pow(2).sum()
                                                         for w in self.weights)
