@@ -102,20 +102,22 @@ recipe() {  # what helps HDCN x2 at an equal budget: 2,400 steps of batch 16 x 4
   run runs/sr_budget/cosine "${base[@]}" --set train.scheduler.name=cosine \
     --set train.scheduler.end_factor=0.01
   run runs/sr_budget/p64b9 "${base[@]}" --set data.patch_size=64 --set train.batch_size=9
+  run runs/sr_budget/resize "${base[@]}" --set "data.resize_range=[0.5, 1.0]"
 }
 
 from_x2() {  # x3 and x4 from scratch and from the shipped x2 weights, 2,000 steps each of the
-  # hdcn_long recipe (lr 1e-3 throughout), and from x2 with a fine-tuning lr (2e-4, 100 warmup
-  # steps); the shipped x3 is the from_x2 run (configs/sr/hdcn_x3_from_x2.yaml)
+  # hdcn_long recipe (lr 1e-3 throughout), and x4 from x2 with a fine-tuning lr (2e-4, 100
+  # warmup steps); the shipped x3 is the from_x2 run (configs/sr/hdcn_x3_from_x2.yaml)
   local x2=src/densekit/weights/hdcn_x2.pt
   for s in 3 4; do
     local base=(--config configs/sr/hdcn_long.yaml --set model.scale=$s --set train.epochs=2
       --set train.val_every_epochs=1)
     run runs/sr_x$s/scratch "${base[@]}"
     run runs/sr_x$s/from_x2 "${base[@]}" --set train.init_from=$x2
-    run runs/sr_x$s/from_x2_lr2e-4 "${base[@]}" --set train.init_from=$x2 \
-      --set train.optimizer.lr=2e-4 --set train.scheduler.warmup_steps=100
   done
+  run runs/sr_x4/from_x2_lr2e-4 --config configs/sr/hdcn_long.yaml --set model.scale=4 \
+    --set train.epochs=2 --set train.val_every_epochs=1 --set train.init_from=$x2 \
+    --set train.optimizer.lr=2e-4 --set train.scheduler.warmup_steps=100
 }
 
 paper() {  # HDCN x2 on the paper's full schedule (100,000 steps of 32 x 64x64, lr 1e-3 halved

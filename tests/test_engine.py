@@ -155,6 +155,35 @@ def test_training_batches_follow_the_protocol(sr_folder):
     assert not torch.equal(data[5][1], hr)
 
 
+def test_resize_augmentation_takes_downscaled_crops(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from densekit.data.sr import SRPatchBatches, make_lr
+
+    # a gray ramp rising 1 level per pixel to the right: downscaled by 0.5, 2 levels per pixel
+    ramp = np.tile(np.arange(40, 200, dtype=np.uint8), (160, 1))
+    (tmp_path / "d").mkdir()
+    Image.fromarray(ramp).save(tmp_path / "d" / "ramp.png")
+    common = dict(scale=2, patch_size=24, batch_size=4, channels=1, augment=False, seed=3,
+                  total_steps=4)
+    plain = SRPatchBatches([str(tmp_path / "d")], **common)
+    half = SRPatchBatches([str(tmp_path / "d")], resize_range=(0.5, 0.5), **common)
+    for data, levels in ((plain, 1), (half, 2)):
+        lr, hr = data[1]
+        steps = (hr[..., 4:-4, 1:] - hr[..., 4:-4, :-1]) * 255  # inner columns: no border effect
+        inner = steps[..., 4:-4]
+        assert inner.mean().item() == pytest.approx(levels, abs=0.05)  # a gray image is its Y
+        assert torch.allclose(hr * 255, torch.round(hr * 255), atol=1e-4)  # 8-bit levels
+        torch.testing.assert_close(lr, make_lr(hr.double(), 2).float())
+    # the default draws nothing extra: the same batches as before the option existed
+    same = SRPatchBatches([str(tmp_path / "d")], resize_range=(1.0, 1.0), **common)
+    assert torch.equal(same[2][1], plain[2][1])
+    with pytest.raises(DensekitError, match=r"data.resize_range: expected \[lo, hi\]"):
+        train(None, tiny_sr_config(tmp_path / "d", tmp_path / "run",
+                                   **{"data.resize_range": "[0.5, 1.5]"}))
+
+
 def test_patch_larger_than_images_is_a_clear_error(sr_folder):
     from densekit.data.sr import SRPatchBatches
 

@@ -68,12 +68,18 @@ def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
 
 class SRPatchBatches(Dataset):
     """Item ``step`` is the training batch (lr, hr) of that step: the samples ``slots`` (default
-    all ``batch_size``) of the step's global batch, e.g. one process's shard under torchrun."""
+    all ``batch_size``) of the step's global batch, e.g. one process's shard under torchrun.
+
+    Each sample is a random HR crop in one of the 8 rotations/flips (``augment``). With
+    ``resize_range`` (lo, hi) below 1 the crop comes from the image downscaled by a factor drawn
+    from [lo, hi] per sample (LapSRN's augmentation): a region of side patch / factor, resized
+    to the patch with MATLAB bicubic and rounded to 8-bit levels, then degraded like any other."""
 
     def __init__(self, folders: list[str], *, scale: int, patch_size: int, batch_size: int,
                  channels: int = 1, augment: bool = True, seed: int = 0, total_steps: int = 0,
-                 slots: range | None = None):
+                 slots: range | None = None, resize_range: tuple[float, float] = (1.0, 1.0)):
         self.scale = scale
+        self.resize_range = tuple(resize_range)
         self.hr_size = scale * (patch_size // scale)  # HR patch must be a multiple of the scale
         self.batch_size = batch_size
         self.channels = channels
@@ -95,17 +101,25 @@ class SRPatchBatches(Dataset):
         g = step_generator(self.seed, step)
         n = len(self.images)
         p = self.hr_size
+        lo, hi = self.resize_range
         crops = []  # drawn for the whole global batch, so a shard's samples do not depend on it
         for _ in range(self.batch_size):
             img = self.images[int(torch.randint(n, (1,), generator=g))]
             h, w = img.shape[-2:]
-            y = int(torch.randint(h - p + 1, (1,), generator=g))
-            x = int(torch.randint(w - p + 1, (1,), generator=g))
+            q = p  # the side of the region cropped from the image, resized to p x p
+            if (lo, hi) != (1.0, 1.0):
+                factor = lo + (hi - lo) * float(torch.rand((), generator=g, dtype=torch.float64))
+                q = min(h, w, max(p, round(p / factor)))
+            y = int(torch.randint(h - q + 1, (1,), generator=g))
+            x = int(torch.randint(w - q + 1, (1,), generator=g))
             k = int(torch.randint(8, (1,), generator=g)) if self.augment else 0
-            crops.append((img, y, x, k))
+            crops.append((img, y, x, q, k))
         lrs, hrs = [], []
-        for img, y, x, k in (crops[i] for i in self.slots):
-            hr = dihedral(img[:, y:y + p, x:x + p], k).to(torch.float64) / 255
+        for img, y, x, q, k in (crops[i] for i in self.slots):
+            hr = img[:, y:y + q, x:x + q].to(torch.float64) / 255
+            if q != p:  # a downscaled copy of the image, as an 8-bit image would be stored
+                hr = round_uint8(imresize(hr, size=(p, p)))
+            hr = dihedral(hr, k)
             # exactly as the evaluation protocol: rounded Y (or RGB), then unrounded bicubic LR
             hr = ground_truth_y(hr) if self.channels == 1 else to_model_channels(hr, 3)
             hrs.append(hr.float())

@@ -41,7 +41,14 @@ class SRDataConfig:
     val: list[str] = field(default_factory=lambda: ["../shared/data/sr/Set5"])
     patch_size: int = check(64, min=8, help="HR crop size (rounded down to a multiple of scale)")
     augment: bool = True
+    resize_range: list[float] = field(default_factory=lambda: [1.0, 1.0])
     workers: int = check(1, min=0)
+
+    def validate(self):
+        r = self.resize_range
+        if len(r) != 2 or not 0 < r[0] <= r[1] <= 1:
+            raise ConfigError(f"resize_range: expected [lo, hi] with 0 < lo <= hi <= 1 (the "
+                              f"factors a training image is downscaled by), got {r}")
 
 
 @dataclass
@@ -228,6 +235,7 @@ class SRTask:
         self.data = SRPatchBatches(cfg.data.train, scale=m.scale, patch_size=cfg.data.patch_size,
                                    batch_size=t.batch_size, channels=m.channels,
                                    augment=cfg.data.augment, seed=cfg.engine.seed,
+                                   resize_range=cfg.data.resize_range,
                                    total_steps=self.total_steps,
                                    slots=distributed.shard_slots(t.batch_size))
 
