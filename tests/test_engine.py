@@ -128,16 +128,21 @@ def test_ema_is_the_average_validation_and_weights_use_and_it_resumes(sr_folder,
     # a run without an EMA cannot resume a checkpoint with one, and the error says why
     with pytest.raises(DensekitError, match=r"different run \(ema: checkpoint has 0.5"):
         train(None, tiny_sr_config(sr_folder, full, **{"train.epochs": 4}), resume="auto")
-    # the update rule: decay 0.5 averages the last weights with the previous average
+    # the update rule, with the warmed-up decay min(0.5, (1 + n) / (10 + n)) after n updates
     cfg = load_config(SRConfig, None, tiny_sr_config(sr_folder, tmp_path / "t", **sets))
     task = SRTask(cfg)
     batches = task.batches(0)
     task.train_step(next(batches), 0)
-    w1 = task.model.tail.weight.detach().clone()
-    assert torch.equal(task.ema.module.tail.weight, w1)  # the first update copies
-    task.train_step(next(batches), 1)
-    w2 = task.model.tail.weight.detach().clone()
-    torch.testing.assert_close(task.ema.module.tail.weight, 0.5 * w1 + 0.5 * w2)
+    ema = w = task.model.tail.weight.detach().clone()
+    assert torch.equal(task.ema.module.tail.weight, w)  # the first update copies
+    for n, d in ((1, 2 / 11), (2, 3 / 12), (3, 4 / 13)):
+        task.train_step(next(batches), n)
+        w = task.model.tail.weight.detach().clone()
+        ema = d * ema + (1 - d) * w
+        torch.testing.assert_close(task.ema.module.tail.weight, ema)
+    from densekit.engine.ema import ema_decay
+    assert ema_decay(0.5, 8) == 0.5 and ema_decay(0.999, 20000) == 0.999
+    assert ema_decay(0.999, 100) == pytest.approx(101 / 110)
 
 
 def test_training_batches_follow_the_protocol(sr_folder):
