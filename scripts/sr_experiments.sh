@@ -91,8 +91,8 @@ centered() {  # the paper's k3 deconv vs the centred k4 one (upsampler=deconv_ce
 }
 
 recipe() {  # what helps HDCN x2 at an equal budget: 2,400 steps of batch 16 x 48x48 (lr 1e-3
-  # halved every 800 steps), one change per arm; the plain MSE arm twice (seeds 0 and 1) for
-  # the seed noise; p64b9 trains on as many pixels per step as the others (9 x 64x64)
+  # halved every 800 steps), one change per arm; the plain MSE arm and the L1 arm twice (seeds 0
+  # and 1) for the seed noise; p64b9 trains on as many pixels per step as the others (9 x 64x64)
   local base=(--config configs/sr/hdcn_cpu_kaiming.yaml --set model.scale=2 --set train.epochs=6
     --set train.scheduler.step_epochs=2 --set train.val_every_epochs=2)
   run runs/sr_budget/mse_s0 "${base[@]}"
@@ -103,6 +103,7 @@ recipe() {  # what helps HDCN x2 at an equal budget: 2,400 steps of batch 16 x 4
     --set train.scheduler.end_factor=0.01
   run runs/sr_budget/p64b9 "${base[@]}" --set data.patch_size=64 --set train.batch_size=9
   run runs/sr_budget/resize "${base[@]}" --set "data.resize_range=[0.5, 1.0]"
+  run runs/sr_budget/l1_s1 "${base[@]}" --set train.loss=l1 --set engine.seed=1
 }
 
 from_x2() {  # x3 and x4 from scratch and from the shipped x2 weights, 2,000 steps each of the

@@ -37,9 +37,10 @@ NAMES = {"bicubic": "Bicubic", "srcnn": "SRCNN", "vdsr": "VDSR", "rednet": "RED3
 MARKS = {"shipped": ("<!-- sr-shipped:start -->", "<!-- sr-shipped:end -->"),
          "recipe": ("<!-- sr-recipe:start -->", "<!-- sr-recipe:end -->")}
 # recipe arms (scripts/sr_experiments.sh recipe): folder -> what differs from mse_s0
-ARMS = {"mse_s0": "MSE loss, step schedule, 16 x 48x48 (the shipped recipe's settings), seed 0",
-        "mse_s1": "the same, seed 1 (seed noise)",
+ARMS = {"mse_s0": "MSE loss, step schedule, 16 x 48x48 (the shipped recipe's settings)",
+        "mse_s1": "the same (seed noise)",
         "l1": "L1 loss",
+        "l1_s1": "L1 loss",
         "ema": "EMA of the weights (decay 0.999)",
         "cosine": "cosine schedule (1e-3 to 1e-5)",
         "p64b9": "64x64 crops, batch 9 (the same pixels per step)",
@@ -95,28 +96,39 @@ def recipe_table(folder: Path) -> list[str] | None:
     arms = [n for n in ARMS if (folder / n / "weights.pt").is_file()]
     if not arms:
         return None
-    res, cmds, speed = {}, {}, {}
+    res, seed, cmd, speed = {}, {}, "", {}
     for n in arms:
         w = torch.load(folder / n / "weights.pt", map_location="cpu", weights_only=True)
-        res[n], cmds[n] = evaluate("hdcn", w["scale"], str(folder / n / "weights.pt"))
-        rows = run_logs.read_rows(folder / n)
-        speed[n] = run_logs.seconds_per_step(rows, w["meta"]["config"]["train"]["batch_size"])
-    base = [res[n] for n in ("mse_s0", "mse_s1") if n in res]
-    ref = [sum(r[s][0] for r in base) / len(base) for s in SETS] if base else None
-    lines = ["| arm | Set5 PSNR / SSIM | Set14 PSNR / SSIM | vs mean of the MSE seeds (dB) | "
-             "s / step |", "|---|---|---|---|---|"]
+        cfg = w["meta"]["config"]
+        res[n], cmd = evaluate("hdcn", w["scale"], str(folder / n / "weights.pt"))
+        seed[n] = cfg["engine"]["seed"]
+        speed[n] = run_logs.seconds_per_step(run_logs.read_rows(folder / n),
+                                             cfg["train"]["batch_size"])
+    mse = {seed[n]: res[n] for n in ("mse_s0", "mse_s1") if n in res}
+
+    def gap(r, base):
+        return " / ".join(f"{r[s][0] - base[s][0]:+.2f}" for s in SETS)
+
+    lines = ["| arm | seed | Set5 PSNR / SSIM | Set14 PSNR / SSIM | vs MSE of the same seed "
+             "(dB, Set5 / Set14) | s / step |", "|---|---|---|---|---|---|"]
     for n in arms:
-        d = (f"{res[n]['Set5'][0] - ref[0]:+.2f} / {res[n]['Set14'][0] - ref[1]:+.2f}"
-             if ref else "-")
-        lines.append(f"| {ARMS[n]} | {cell(res[n]['Set5'])} | {cell(res[n]['Set14'])} | {d} | "
-                     f"{speed[n]:.2f} |")
+        d = gap(res[n], mse[seed[n]]) if seed[n] in mse and not n.startswith("mse") else "-"
+        lines.append(f"| {ARMS[n]} | {seed[n]} | {cell(res[n]['Set5'])} | "
+                     f"{cell(res[n]['Set14'])} | {d} | {speed[n]:.2f} |")
     out = lines + [""]
-    if len(base) == 2:
-        out.append("Seed noise (|seed 0 - seed 1|, Set5 / Set14): "
-                   f"{abs(base[0]['Set5'][0] - base[1]['Set5'][0]):.2f} / "
-                   f"{abs(base[0]['Set14'][0] - base[1]['Set14'][0]):.2f} dB.")
+    if len(mse) == 2:
+        out.append("Seed noise: the MSE arm's seeds 0 and 1 differ by "
+                   + " / ".join(f"{abs(mse[0][s][0] - mse[1][s][0]):.2f}" for s in SETS)
+                   + " dB (Set5 / Set14).")
+        base = {s: sum(mse[k][s][0] for k in (0, 1)) / 2 for s in SETS}
+        for n in arms:
+            if n.startswith("mse") or f"{n}_s1" not in res:
+                continue
+            mean = {s: (res[n][s][0] + res[f"{n}_s1"][s][0]) / 2 for s in SETS}
+            out.append(f"{ARMS[n]}, mean of seeds 0 and 1 against the MSE arm's mean: "
+                       + " / ".join(f"{mean[s] - base[s]:+.2f}" for s in SETS) + " dB.")
     out.append(f"Weights: `{folder}/ARM/weights.pt`; evaluated with "
-               f"`{cmds[arms[0]].replace(arms[0], 'ARM')}`.")
+               f"`{cmd.replace(arms[-1], 'ARM')}`.")
     return out
 
 
