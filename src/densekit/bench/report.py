@@ -107,12 +107,12 @@ def _print_sr(rows: list[dict], p) -> None:
         rng = f"{r['ms_per_megapixel_min']:,.0f}-{r['ms_per_megapixel_max']:,.0f}"
         p(f"  {r['model']:<8} {r['flops_per_pixel'] / 1e6:>9.3f} {r['ms_per_megapixel']:>11,.0f}"
           f" {rng:>15} {ps:>6} {r.get('psnr_source', '-'):<27} {a:>13} {b:>10}")
-    hdcn = next((r for r in rows if "vs_vdsr" in r), None)
-    if hdcn:
-        v = hdcn["vs_vdsr"]
+    by = {r["model"]: r for r in rows}
+    if "vs_vdsr" in by.get("hdcn", {}):
+        v = by["hdcn"]["vs_vdsr"]
+        flops = by["hdcn"]["flops_per_pixel"] / by["vdsr"]["flops_per_pixel"]
         p(f"  HDCN / VDSR time: {v['median']:.2f}x (range {v['min']:.2f}-{v['max']:.2f} over "
-          f"{v['pairs']} interleaved rounds; FLOPs ratio "
-          f"{hdcn['flops_per_pixel'] / next(r for r in rows if r['model'] == 'vdsr')['flops_per_pixel']:.2f}x)")
+          f"{v['pairs']} interleaved rounds; FLOPs ratio {flops:.2f}x)")
 
 
 def _print_upscale(u: dict, p) -> None:

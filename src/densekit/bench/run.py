@@ -29,7 +29,8 @@ SIZES = {
     # torch.compile on a smaller batch.
     # seg training at 180x240 = CamVid at half resolution (pool5 6x8: not a multiple of 32)
     "full": {"matmul": 2048, "conv_probe": (8, 256, 32), "sr_batch": 16, "sr_patch": 48,
-             "sr_out": 512, "sr_rounds": 9, "sr_warmup": 2, "seg": (2, 180, 240), "seg_infer": (224, 224),
+             "sr_out": 512, "sr_rounds": 9, "sr_warmup": 2, "seg": (2, 180, 240),
+             "seg_infer": (224, 224),
              "seg_image": (360, 480), "sr_runs": 5, "seg_runs": 5, "plain_runs": 3,
              "seg_warmup": 2,
              "upscale_out": ((1920, 1080), (8000, 6000)), "upscale_tile": None,
@@ -37,7 +38,8 @@ SIZES = {
              "seg_models": ("fcn8s_vgg16", "deeplab_r50", "swiftnet_r18"),
              "ssgan_generators": ("fcn8s_vgg16", "swiftnet_r18")},
     "quick": {"matmul": 128, "conv_probe": (2, 32, 8), "sr_batch": 2, "sr_patch": 16,
-              "sr_out": 32, "sr_rounds": 2, "sr_warmup": 1, "seg": (2, 32, 32), "seg_infer": (32, 32), "seg_image": (40, 48),
+              "sr_out": 32, "sr_rounds": 2, "sr_warmup": 1, "seg": (2, 32, 32),
+              "seg_infer": (32, 32), "seg_image": (40, 48),
               "sr_runs": 1, "seg_runs": 2, "plain_runs": 1, "seg_warmup": 1,
               "upscale_out": ((64, 48), (128, 96)), "upscale_tile": 16,
               "compile": False, "compile_batch": 2, "onnx": True, "set5": False,

@@ -38,7 +38,7 @@ def bench_sr(sz: dict, device) -> list[dict]:
     times = interleaved_times(passes, sz["sr_rounds"], sz["sr_warmup"], prec.device)
     out = []
     for name in names:
-        m, (fn, mpx) = models[name], passes[name]
+        m, mpx = models[name], passes[name][1]
         ms = [1e3 * t / mpx for t in times[name]]
         r = {"model": name, "flops_per_pixel": flops_per_pixel(m, (48, 48)),
              "ms_per_megapixel": statistics.median(ms), "ms_per_megapixel_min": min(ms),

@@ -33,8 +33,8 @@ def time_runs(fn, runs: int, warmup: int = 1, device=torch.device("cpu")) -> lis
     return out
 
 
-def inference_seconds(model, prec: Precision, x: torch.Tensor, runs: int = 3) -> float:
-    """Median wall time of one no-grad forward pass on ``x`` (after a warm-up)."""
+def forward_pass(model, prec: Precision, x: torch.Tensor):
+    """One no-grad forward pass of ``model`` on ``x`` on the ``prec`` path, as a function."""
     model = prec.prepare(model.eval())
     x = prec.input(x)
 
@@ -42,20 +42,19 @@ def inference_seconds(model, prec: Precision, x: torch.Tensor, runs: int = 3) ->
         with torch.no_grad(), prec.autocast():
             model(x)
 
-    return statistics.median(time_runs(fwd, runs, device=prec.device))
+    return fwd
+
+
+def inference_seconds(model, prec: Precision, x: torch.Tensor, runs: int = 3) -> float:
+    """Median wall time of one no-grad forward pass on ``x`` (after a warm-up)."""
+    return statistics.median(time_runs(forward_pass(model, prec, x), runs, device=prec.device))
 
 
 def inference_pass(model, prec: Precision, out_size: int):
     """(fn, megapixels): one no-grad SR forward pass to an ``out_size``^2 output, and its size."""
-    model = prec.prepare(model.eval())
-    lr = prec.input(torch.rand(1, model.channels, out_size // model.scale,
-                               out_size // model.scale))
-
-    def fwd():
-        with torch.no_grad(), prec.autocast():
-            model(lr)
-
-    return fwd, (out_size // model.scale * model.scale) ** 2 / 1e6
+    side = out_size // model.scale
+    fwd = forward_pass(model, prec, torch.rand(1, model.channels, side, side))
+    return fwd, (side * model.scale) ** 2 / 1e6
 
 
 def inference_ms_per_megapixel(model, prec: Precision, out_size: int, runs: int = 3) -> float:
