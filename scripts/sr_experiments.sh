@@ -24,17 +24,30 @@ run() {  # run OUT_DIR ARGS...: train into OUT_DIR unless it is finished or clai
   exec 9>&-
 }
 
-ship() {  # the shipped HDCN weights: x2 and x4 on the 25,000-step schedule followed by the
-  # 30,000-step restarted-lr stage from its weights, x3 on the 4,000-step schedule (the
-  # same-budget rows of the results table are the 4,000-step runs: same_budget)
+ready() {  # ready RUN_DIR NEXT_DIR: true when RUN_DIR's weights exist, else say what waits
+  [ -f "$1/weights.pt" ] && return
+  echo "wait: $2 needs $1 (another worker); run again when it is done"; return 1
+}
+
+ship() {  # the shipped HDCN weights. x2 and x4: the 25,000-step schedule, the 30,000-step
+  # restarted-lr stage from its weights, then 8,000 steps on the L1 loss. x3: 2,000 steps from
+  # the second-stage x2 weights, then the same L1 stage. (The same-budget rows of the results
+  # table are the 4,000-step runs: same_budget.)
   for s in 2 4; do
     run runs/sr_long/hdcn_x$s --config configs/sr/hdcn_long.yaml --set model.scale=$s
-    if [ ! -f runs/sr_long/hdcn_x$s/weights.pt ]; then echo "wait: runs/sr_ft/hdcn_x$s needs"\
-      "runs/sr_long/hdcn_x$s (another worker); run ship again when it is done"; continue; fi
+    ready runs/sr_long/hdcn_x$s runs/sr_ft/hdcn_x$s || continue
     run runs/sr_ft/hdcn_x$s --config configs/sr/hdcn_finetune.yaml --set model.scale=$s \
       --set train.init_from=runs/sr_long/hdcn_x$s/weights.pt
+    ready runs/sr_ft/hdcn_x$s runs/sr_l1/hdcn_x$s || continue
+    run runs/sr_l1/hdcn_x$s --config configs/sr/hdcn_l1_finetune.yaml --set model.scale=$s \
+      --set train.init_from=runs/sr_ft/hdcn_x$s/weights.pt
   done
-  run runs/sr_cpu/hdcn_kaiming_x3 --config configs/sr/hdcn_cpu_kaiming.yaml --set model.scale=3
+  ready runs/sr_ft/hdcn_x2 runs/sr_x3/from_x2 || return 0
+  run runs/sr_x3/from_x2 --config configs/sr/hdcn_x3_from_x2.yaml \
+    --set train.init_from=runs/sr_ft/hdcn_x2/weights.pt
+  ready runs/sr_x3/from_x2 runs/sr_l1/hdcn_x3 || return 0
+  run runs/sr_l1/hdcn_x3 --config configs/sr/hdcn_l1_finetune.yaml --set model.scale=3 \
+    --set train.init_from=runs/sr_x3/from_x2/weights.pt
 }
 
 same_budget() {  # HDCN on the baselines' 4,000-step budget (the results table's same-budget rows)
@@ -91,7 +104,7 @@ centered() {  # the paper's k3 deconv vs the centred k4 one (upsampler=deconv_ce
 }
 
 recipe() {  # what helps HDCN x2 at an equal budget: 2,400 steps of batch 16 x 48x48 (lr 1e-3
-  # halved every 800 steps), one change per arm; the plain MSE arm and the L1 arm twice (seeds 0
+  # halved every 800 steps), one change per arm; the plain MSE, L1 and resize arms twice (seeds 0
   # and 1) for the seed noise; p64b9 trains on as many pixels per step as the others (9 x 64x64)
   local base=(--config configs/sr/hdcn_cpu_kaiming.yaml --set model.scale=2 --set train.epochs=6
     --set train.scheduler.step_epochs=2 --set train.val_every_epochs=2)
@@ -104,12 +117,15 @@ recipe() {  # what helps HDCN x2 at an equal budget: 2,400 steps of batch 16 x 4
   run runs/sr_budget/p64b9 "${base[@]}" --set data.patch_size=64 --set train.batch_size=9
   run runs/sr_budget/resize "${base[@]}" --set "data.resize_range=[0.5, 1.0]"
   run runs/sr_budget/l1_s1 "${base[@]}" --set train.loss=l1 --set engine.seed=1
+  run runs/sr_budget/resize_s1 "${base[@]}" --set "data.resize_range=[0.5, 1.0]" \
+    --set engine.seed=1
 }
 
-from_x2() {  # x3 and x4 from scratch and from the shipped x2 weights, 2,000 steps each of the
-  # hdcn_long recipe (lr 1e-3 throughout), and x4 from x2 with a fine-tuning lr (2e-4, 100
-  # warmup steps); the shipped x3 is the from_x2 run (configs/sr/hdcn_x3_from_x2.yaml)
-  local x2=src/densekit/weights/hdcn_x2.pt
+from_x2() {  # x3 and x4 from scratch and from the second-stage x2 weights (ship), 2,000 steps
+  # each of the hdcn_long recipe (lr 1e-3 throughout), and x4 from x2 with a fine-tuning lr (2e-4,
+  # 100 warmup steps); the shipped x3 starts with the from_x2 run (configs/sr/hdcn_x3_from_x2.yaml)
+  local x2=runs/sr_ft/hdcn_x2/weights.pt
+  ready runs/sr_ft/hdcn_x2 runs/sr_x3/from_x2 || return 0
   for s in 3 4; do
     local base=(--config configs/sr/hdcn_long.yaml --set model.scale=$s --set train.epochs=2
       --set train.val_every_epochs=1)

@@ -44,7 +44,8 @@ ARMS = {"mse_s0": "MSE loss, step schedule, 16 x 48x48 (the shipped recipe's set
         "ema": "EMA of the weights (decay 0.999)",
         "cosine": "cosine schedule (1e-3 to 1e-5)",
         "p64b9": "64x64 crops, batch 9 (the same pixels per step)",
-        "resize": "crops of the images downscaled by 0.5-1.0 (data.resize_range)"}
+        "resize": "crops of the images downscaled by 0.5-1.0 (data.resize_range)",
+        "resize_s1": "crops of the images downscaled by 0.5-1.0 (data.resize_range)"}
 
 
 def evaluate(model: str, scale: int, weights: str | None = None) -> tuple[dict, str]:
