@@ -139,9 +139,11 @@ from_x2() {  # x3 and x4 from scratch and from the second-stage x2 weights (ship
 
 paper() {  # HDCN x2 on the paper's full schedule (100,000 steps of 32 x 64x64, lr 1e-3 halved
   # every 20,000), Kaiming init and no L2 (the shipped recipe's choices; with the paper's
-  # N(0, 0.001) init and L2 HDCN trains far slower: the ablation); a checkpoint every 500 steps
+  # N(0, 0.001) init and L2 HDCN trains far slower: the ablation); a checkpoint every 500 steps,
+  # Set5 validation every 1,000 (the learning curve)
   run runs/sr_paper/hdcn_x2_kaiming --config configs/sr/paper.yaml --set model.scale=2 \
-    --set "model.options={init: kaiming}" --set train.l2=0 --set engine.ckpt_every=500
+    --set "model.options={init: kaiming}" --set train.l2=0 --set engine.ckpt_every=500 \
+    --set train.val_every_epochs=1
 }
 
 for part in "${@:-ship same_budget baselines ablation x3 centered recipe from_x2 paper}"; do

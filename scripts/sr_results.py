@@ -6,12 +6,15 @@
    images, with the quality target: at or above RED30 at x2 and x4, above VDSR at x3 (no RED30
    x3 is published);
 2. the equal-budget HDCN recipe table, from the finished runs of `scripts/sr_experiments.sh
-   recipe` (skipped, and left as it is in the document, when they are not on this machine).
+   recipe` (skipped, and left as it is in the document, when they are not on this machine);
+3. the learning curve of HDCN x2 on the paper's full schedule (`scripts/sr_experiments.sh
+   paper`), finished or not: Set5 as validated in the run (skipped likewise).
 
 Every PSNR / SSIM is measured now by `densekit sr eval --precision fp32 --json` (the protocol of
 docs/protocols.md 1); the published numbers come from densekit.metrics.published.
 
-    .venv/bin/python scripts/sr_results.py [--recipe runs/sr_budget] [--doc FILE] [--print]
+    .venv/bin/python scripts/sr_results.py [--recipe runs/sr_budget]
+        [--paper runs/sr_paper/hdcn_x2_kaiming] [--doc FILE] [--print]
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ SETS = ("Set5", "Set14")
 TARGET = {2: "rednet", 3: "vdsr", 4: "rednet"}
 NAMES = {"bicubic": "Bicubic", "srcnn": "SRCNN", "vdsr": "VDSR", "rednet": "RED30"}
 MARKS = {"shipped": ("<!-- sr-shipped:start -->", "<!-- sr-shipped:end -->"),
-         "recipe": ("<!-- sr-recipe:start -->", "<!-- sr-recipe:end -->")}
+         "recipe": ("<!-- sr-recipe:start -->", "<!-- sr-recipe:end -->"),
+         "paper": ("<!-- sr-paper:start -->", "<!-- sr-paper:end -->")}
 # recipe arms (scripts/sr_experiments.sh recipe): folder -> what differs from mse_s0
 ARMS = {"mse_s0": "MSE loss, step schedule, 16 x 48x48 (the shipped recipe's settings)",
         "mse_s1": "the same (seed noise)",
@@ -133,6 +137,36 @@ def recipe_table(folder: Path) -> list[str] | None:
     return out
 
 
+def paper_curve(run: Path) -> list[str] | None:
+    """Set5 by step of a (possibly unfinished) paper-schedule run, from its metrics.jsonl."""
+    if not (run / "metrics.jsonl").is_file():
+        return None
+    rows = run_logs.read_rows(run)
+    val = [r for r in rows if r["split"] == "val"]
+    train = [r for r in rows if r["split"] == "train"]
+    if not val or not train:
+        return None
+    ckpts = sorted((run / "checkpoints").glob("step_*.pt"))
+    if not ckpts:
+        return None
+    cfg = torch.load(ckpts[-1], map_location="cpu", weights_only=False)["config"]
+    t = cfg["train"]
+    batch, patch = t["batch_size"], cfg["data"]["patch_size"]
+    total = t["epochs"] * t["iters_per_epoch"]
+    lr = {r["step"]: r["lr_model"] for r in train}
+    lines = ["| step | HR pixels seen (millions) | Set5 PSNR / SSIM | lr |", "|---|---|---|---|"]
+    for r in val:
+        at = max((k for k in lr if k <= r["step"]), default=min(lr))
+        lines.append(f"| {r['step']:,} | {r['step'] * batch * patch * patch / 1e6:,.0f} | "
+                     f"{r['psnr_Set5']:.2f} / {r['ssim_Set5']:.4f} | {lr[at]:.2g} |")
+    last = max(r["step"] for r in train)
+    sps = run_logs.seconds_per_step(rows, batch)
+    return lines + ["", f"Logged to step {last:,} of {total:,}; a median {sps:.2f} s per step "
+                    f"(batch {batch} / samples per second of the logged windows), so the "
+                    f"{total - last:,} steps left are {(total - last) * sps / 3600:.1f} hours "
+                    f"at that rate. Run folder: `{run}`."]
+
+
 def replace_block(text: str, key: str, lines: list[str]) -> str:
     start, end = MARKS[key]
     if start not in text or end not in text:
@@ -146,13 +180,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipe", type=Path, default=Path("runs/sr_budget"),
                     help="folder of the recipe runs (scripts/sr_experiments.sh recipe)")
+    ap.add_argument("--paper", type=Path, default=Path("runs/sr_paper/hdcn_x2_kaiming"),
+                    help="run folder of scripts/sr_experiments.sh paper")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs/results/results-sr.md")
     ap.add_argument("--print", action="store_true", help="print the tables, leave the document")
     args = ap.parse_args()
-    blocks = {"shipped": shipped_table(), "recipe": recipe_table(args.recipe)}
+    blocks = {"shipped": shipped_table(), "recipe": recipe_table(args.recipe),
+              "paper": paper_curve(args.paper)}
     if args.print:
         for lines in blocks.values():
-            print("\n".join(lines or ["(no recipe runs)"]) + "\n")
+            print("\n".join(lines or ["(no runs)"]) + "\n")
         return
     text = args.doc.read_text()
     for key, lines in blocks.items():

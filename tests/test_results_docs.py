@@ -46,3 +46,28 @@ def test_replace_block_keeps_the_rest_and_refuses_a_missing_marker():
         "a\n<!-- sr-recipe:start -->\nx\ny\n<!-- sr-recipe:end -->\nb\n"
     with pytest.raises(SystemExit, match="sr-shipped:start"):
         mod.replace_block(text, "shipped", ["x"])
+
+
+def test_paper_curve_reads_an_unfinished_run(tmp_path):
+    """Set5 rows by step, the lr in force at each, and the steps left, from metrics.jsonl and
+    the latest checkpoint's config; no table without a checkpoint or validation rows."""
+    import json
+
+    import torch
+    mod = sr_results()
+    assert mod.paper_curve(tmp_path) is None
+    rows = [{"step": s, "split": "train", "loss": 0.1, "lr_model": 1e-3 if s <= 1000 else 5e-4,
+             "samples_per_s": 16.0} for s in (500, 1000, 1500, 2000)]
+    rows += [{"step": 1000, "split": "val", "psnr_Set5": 35.5, "ssim_Set5": 0.95},
+             {"step": 2000, "split": "val", "psnr_Set5": 36.25, "ssim_Set5": 0.955}]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert mod.paper_curve(tmp_path) is None  # no checkpoint yet
+    (tmp_path / "checkpoints").mkdir()
+    cfg = {"train": {"batch_size": 32, "epochs": 10, "iters_per_epoch": 1000},
+           "data": {"patch_size": 64}}
+    torch.save({"config": cfg}, tmp_path / "checkpoints" / "step_00002000.pt")
+    lines = mod.paper_curve(tmp_path)
+    assert lines[2] == "| 1,000 | 131 | 35.50 / 0.9500 | 0.001 |"
+    assert lines[3] == "| 2,000 | 262 | 36.25 / 0.9550 | 0.0005 |"
+    assert "Logged to step 2,000 of 10,000; a median 2.00 s per step" in lines[5]
+    assert "the 8,000 steps left are 4.4 hours" in lines[5]
