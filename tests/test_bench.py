@@ -112,13 +112,35 @@ def test_bad_sections_one_line_error(capsys, text):
     assert main(["bench", "--quick", "--sections", text]) == 2
     cap = capsys.readouterr()
     assert cap.out == ""
-    assert cap.err.startswith("densekit: error: --sections: expected a comma list of models, "
-                              "sr, upscale, compile, onnx") and cap.err.count("\n") == 1
+    assert cap.err.startswith("densekit: error: --sections: expected a comma list of sr, "
+                              "models, upscale, compile, onnx") and cap.err.count("\n") == 1
 
 
 def test_parse_sections_keeps_run_order():
     assert parse_sections(None) == SECTIONS
     assert parse_sections("onnx,models,models") == ("models", "onnx")
+    assert parse_sections("models,sr") == ("sr", "models")
+
+
+def test_sr_section_runs_before_the_training_steps(monkeypatch, one_thread):
+    # the training steps of "models" switch the C allocator to training's reuse of freed
+    # memory; SR inference is timed before, as the inference commands run it
+    import densekit.bench.run as run
+
+    order = []
+    monkeypatch.setattr(run, "bench_models", lambda *a: order.append("models") or {})
+    monkeypatch.setattr(run, "bench_sr", lambda *a: order.append("sr") or [])
+    run.run_bench(quick=True, sections=("sr", "models"))
+    assert order == ["sr", "models"]
+
+
+def test_huge_pages_reported(monkeypatch):
+    from densekit.bench.run import huge_pages
+
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
+    assert huge_pages() == "off (THP_MEM_ALLOC_ENABLE is not 1)"
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "1")
+    assert huge_pages() in ("on", "off (kernel: never)", "off (no transparent huge pages)")
 
 
 def test_matmul_probe_grows_up_to_n_and_stops_on_budget(one_thread):

@@ -148,3 +148,21 @@ def test_help_walk_reports_missing_help():
     sub.add_parser("b")  # a subcommand without help
     missing, _ = _arguments_without_help(p, ("prog",))
     assert sorted(missing) == [("prog", "b"), ("prog a", "path")]
+
+
+def test_command_asks_for_huge_pages_before_torch_loads():
+    # PyTorch reads THP_MEM_ALLOC_ENABLE once, at its first allocation: densekit.cli sets it
+    # before anything imports torch, and a value the user set wins
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys, densekit.cli; "
+            "print('torch' in sys.modules, os.environ['THP_MEM_ALLOC_ENABLE'])")
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["False", "1"]
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "THP_MEM_ALLOC_ENABLE": "0"},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "0"]

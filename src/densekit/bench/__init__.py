@@ -10,7 +10,9 @@ against the measured peak of the precision used: the best of an n x n matmul and
 convolution (channels_last), whichever is faster on this machine.
 
 Both paths (and the torchvision peers) run in one process, under the engine's process-wide
-settings (threads, the C allocator's reuse of freed memory: ``densekit.engine.memory``).
+settings (threads, the C allocator's reuse of freed memory: ``densekit.engine.memory``, which
+the first training step switches on). The SR section runs first, so that its inference is timed
+as the inference commands run it (transparent huge pages for large tensors, ``densekit.cli``).
 
 Times are medians of several runs after warm-up steps, reported with their min-max spread;
 steps that are compared (SS-GAN phase 1 and phase 2) are interleaved. All on whatever else the

@@ -18,7 +18,7 @@ def print_table(res: dict, file=None) -> None:
     m = res["machine"]
     p(f"machine: {m['device']} {m['cpu']}, {m['threads']} threads, torch {m['torch']}; "
       f"fast bf16 CPU: {'yes' if m['fast_bf16_cpu'] else 'no'}; densekit default path: "
-      f"{m['default_path']}")
+      f"{m['default_path']}; huge pages for large tensors: {m.get('huge_pages', 'not recorded')}")
     p("peak (the better of an n x n matmul and a channels_last 3x3 conv, best of 3 each): "
       + ", ".join(f"{k} {q['peak_gflops']:,.1f} GFLOP/s ({q['set_by']}; matmul "
                   f"{q['matmul_gflops']:,.1f} at n={q['matmul_n']}, conv3x3 "

@@ -49,7 +49,9 @@ SIZES = {
 
 # what --sections picks from; "models" is the per-model table with SS-GAN, the data pipelines
 # and the torchvision peers (they share its batches and timings)
-SECTIONS = ("models", "sr", "upscale", "compile", "onnx")
+# "sr" first: it times inference as the inference commands run it, before the training steps
+# of "models" switch the process's C allocator to training's reuse of freed memory
+SECTIONS = ("sr", "models", "upscale", "compile", "onnx")
 
 
 def parse_sections(text: str | None) -> tuple[str, ...]:
@@ -82,6 +84,19 @@ def cpu_model() -> str:
     return ""
 
 
+def huge_pages() -> str:
+    """Whether PyTorch's CPU tensors of 2 MiB or more get transparent huge pages here: "on",
+    "off (THP_MEM_ALLOC_ENABLE is not 1)" or "off (kernel: never)" (see ``densekit.cli``)."""
+    if os.environ.get("THP_MEM_ALLOC_ENABLE") != "1":
+        return "off (THP_MEM_ALLOC_ENABLE is not 1)"
+    try:
+        mode = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().split("[")[1]
+    except (OSError, IndexError):
+        return "off (no transparent huge pages)"
+    mode = mode.split("]")[0]
+    return "on" if mode in ("always", "madvise") else f"off (kernel: {mode})"
+
+
 def run_bench(quick: bool = False, device: str = "auto", threads: int = 0,
               sections: tuple[str, ...] = SECTIONS) -> dict:
     sz = SIZES["quick" if quick else "full"]
@@ -96,16 +111,17 @@ def run_bench(quick: bool = False, device: str = "auto", threads: int = 0,
                        "cpu": cpu_model() or platform.processor() or platform.machine(),
                        "threads": torch.get_num_threads(), "torch": torch.__version__,
                        "fast_bf16_cpu": cpu_has_fast_bf16(),
-                       "default_path": f"{d['precision']} + channels_last"},
+                       "default_path": f"{d['precision']} + channels_last",
+                       "huge_pages": huge_pages()},
            "sizes": {k: v for k, v in sz.items() if not isinstance(v, bool)},
            "sections": list(sections), "quick": quick, "peak_gflops": peak,
            "peak_probes": probes}
     with tempfile.TemporaryDirectory(prefix="densekit-bench-") as tmp:
-        if "models" in sections:
-            res.update(bench_models(sz, dev, peak, Path(tmp)))
         if "sr" in sections:
             progress("SR cost per megapixel" + (", HDCN on Set5" if sz["set5"] else ""))
             res["sr"] = bench_sr(sz, dev)
+        if "models" in sections:
+            res.update(bench_models(sz, dev, peak, Path(tmp)))
         if "upscale" in sections:
             progress("tiled upscaling memory and time (sr upscale)")
             res["upscale_memory"] = bench_upscale_memory(sz)
