@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -164,7 +165,21 @@ def paper_curve(run: Path) -> list[str] | None:
     return lines + ["", f"Logged to step {last:,} of {total:,}; a median {sps:.2f} s per step "
                     f"(batch {batch} / samples per second of the logged windows), so the "
                     f"{total - last:,} steps left are {(total - last) * sps / 3600:.1f} hours "
-                    f"at that rate. Run folder: `{run}`."]
+                    f"at that rate. {run_starts(run)}Run folder: `{run}`."]
+
+
+def run_starts(run: Path) -> str:
+    """"Started at step 0 on cpu, bf16, channels_last; ... " from the run's log.txt (one entry
+    per start or resume: a resumed run may have moved to other hardware), or ""."""
+    log = run / "log.txt"
+    if not log.is_file():
+        return ""
+    starts = [m.groups() for m in re.finditer(r"run folder .*: steps (\d+)->\d+, device (.+)",
+                                              log.read_text())]
+    if not starts:
+        return ""
+    return "Started " + "; resumed ".join(f"at step {int(s):,} on {d.strip()}"
+                                          for s, d in starts) + ". "
 
 
 def replace_block(text: str, key: str, lines: list[str]) -> str:

@@ -71,3 +71,10 @@ def test_paper_curve_reads_an_unfinished_run(tmp_path):
     assert lines[3] == "| 2,000 | 262 | 36.25 / 0.9550 | 0.0005 |"
     assert "Logged to step 2,000 of 10,000; a median 2.00 s per step" in lines[5]
     assert "the 8,000 steps left are 4.4 hours" in lines[5]
+    assert "Started" not in lines[5]  # no log.txt
+    (tmp_path / "log.txt").write_text(
+        "2026-01-01 10:00:00 run folder r: steps 0->10000, device cpu, fp32, channels_last\n"
+        "2026-01-01 10:00:00 command: densekit sr train\n"
+        "2026-01-02 10:00:00 run folder r: steps 1500->10000, device cpu, bf16, channels_last\n")
+    assert ("Started at step 0 on cpu, fp32, channels_last; resumed at step 1,500 on cpu, bf16, "
+            "channels_last. Run folder:") in mod.paper_curve(tmp_path)[5]
