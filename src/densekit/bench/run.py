@@ -86,7 +86,8 @@ def cpu_model() -> str:
 
 def huge_pages() -> str:
     """Whether PyTorch's CPU tensors of 2 MiB or more get transparent huge pages here: "on",
-    "off (THP_MEM_ALLOC_ENABLE is not 1)" or "off (kernel: never)" (see ``densekit.cli``)."""
+    "off (THP_MEM_ALLOC_ENABLE is not 1)", "off (no transparent huge pages)" or "off (kernel:
+    never)" (see ``densekit.cli``)."""
     if os.environ.get("THP_MEM_ALLOC_ENABLE") != "1":
         return "off (THP_MEM_ALLOC_ENABLE is not 1)"
     try:
