@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import shlex
 import statistics
 import sys
@@ -40,6 +39,7 @@ from densekit.bench import machine_threads, time_runs
 from densekit.config import build, to_dict
 from densekit.data.image_io import image_size
 from densekit.data.seg import IMAGENET_MEAN, IMAGENET_STD, build_seg_dataset
+from densekit.engine import logger
 from densekit.engine.precision import Precision, resolve_device, resolve_precision
 from densekit.errors import DensekitError
 from densekit.tasks.seg import (SegConfig, SegDataConfig, SegModelConfig, build_generator,
@@ -58,21 +58,13 @@ def weights_path(src: Path) -> Path:
 
 
 # ---- the training command --------------------------------------------------------------------
-COMMAND_RE = re.compile(r"^\S+ \S+ (?:command: (?P<cmd>.+)|.*Resume with: (?P<resume>.+) "
-                        r"--resume auto)$")
-
-
 def logged_command(path: Path) -> tuple[str, Path] | None:
     """The newest training command in the log.txt of the run that wrote ``path`` (a run's
     weights.pt or checkpoints/step_N.pt)."""
     for log in (path.parent / "log.txt", path.parent.parent / "log.txt"):
         if not log.is_file():
             continue
-        found = None
-        for line in log.read_text(errors="replace").splitlines():
-            m = COMMAND_RE.match(line)
-            if m:
-                found = m.group("cmd") or m.group("resume")
+        found = logger.logged_command(log.read_text(errors="replace"))
         if found:
             return found, log
     return None

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 import run_logs
 import torch
 
+from densekit.engine import logger
 from densekit.io import atomic_write_text
 from densekit.metrics.published import PUBLISHED_SR
 
@@ -172,14 +172,10 @@ def run_starts(run: Path) -> str:
     """"Started at step 0 on cpu, bf16, channels_last; ... " from the run's log.txt (one entry
     per start or resume: a resumed run may have moved to other hardware), or ""."""
     log = run / "log.txt"
-    if not log.is_file():
-        return ""
-    starts = [m.groups() for m in re.finditer(r"run folder .*: steps (\d+)->\d+, device (.+)",
-                                              log.read_text())]
+    starts = logger.run_starts(log.read_text(errors="replace")) if log.is_file() else []
     if not starts:
         return ""
-    return "Started " + "; resumed ".join(f"at step {int(s):,} on {d.strip()}"
-                                          for s, d in starts) + ". "
+    return "Started " + "; resumed ".join(f"at step {s:,} on {d}" for s, _, d in starts) + ". "
 
 
 def replace_block(text: str, key: str, lines: list[str]) -> str:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from densekit.engine.checkpoint import find_resume, list_checkpoints, load_checkpoint
+from densekit.engine.logger import logged_command, run_starts
 from densekit.errors import DensekitError
 from densekit.tasks.sr import train
 
@@ -45,6 +46,12 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(sr_folder, tmp_pa
     shutil.copy(full / "checkpoints" / "step_00000002.pt", part / "checkpoints")
     train(None, tiny_sr_config(sr_folder, part), resume="auto")
     assert_same_state(weights(full), weights(part))
+    # log.txt says where each start began, read back as the results scripts read it
+    (start,) = run_starts((full / "log.txt").read_text())
+    assert start[:2] == (0, 6) and start[2].startswith("cpu, fp32")
+    (resumed,) = run_starts((part / "log.txt").read_text())
+    assert resumed == (2, 6, start[2])
+    assert logged_command((part / "log.txt").read_text()).startswith("densekit sr train")
 
 
 def test_resume_auto_skips_a_truncated_checkpoint(sr_folder, tmp_path):
@@ -214,6 +221,10 @@ def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(sr_folder, tmp_path)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, output
     assert "Resume with: densekit sr train" in output and "--resume auto" in output
+    log = (out / "log.txt").read_text()
+    hint = output.split("Resume with: ")[1].split(" --resume auto")[0]
+    assert logged_command(log) == hint and hint.startswith("densekit sr train --set ")
+    assert log.count("command: ") == 1 and "Resume with: " in log.splitlines()[-1]
     (ckpt,) = list_checkpoints(out / "checkpoints")
     step = load_checkpoint(ckpt)["step"]
     assert step >= 1 and ckpt.name == f"step_{step:08d}.pt"

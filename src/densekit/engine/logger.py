@@ -1,8 +1,15 @@
-"""Run logging: JSONL scalars (always), TensorBoard (optional), a text log, and messages."""
+"""Run logging: JSONL scalars (always), TensorBoard (optional), a text log, and messages.
+
+Two kinds of log.txt line are read back by tools (the results scripts, the weights shipper):
+the line that opens every start or resume of a run and the training command. Both are written
+with :func:`start_message` / :func:`command_message` and read with :func:`run_starts` /
+:func:`logged_command`, so the format lives here only.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -51,3 +58,40 @@ class RunLogger:
                 f.close()
         if self._tb is not None:
             self._tb.close()
+
+
+# ---- log.txt lines that are read back ---------------------------------------------------------
+_STAMP = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} "  # RunLogger.info's time stamp
+_START_RE = re.compile(_STAMP + r"run folder .*: steps (\d+)->(\d+), device (.+)$", re.M)
+_COMMAND_RE = re.compile(_STAMP + r"(?:command: (?P<cmd>.+)|.*Resume with: (?P<resume>.+) "
+                         r"--resume auto)$", re.M)
+
+
+def start_message(folder: str | Path, step: int, total_steps: int, device: str) -> str:
+    """The line that opens every start or resume of a run: where, from which step, on what."""
+    return f"run folder {folder}: steps {step}->{total_steps}, device {device}"
+
+
+def command_message(command: str) -> str:
+    """The line that records the training command of a run (after its start line)."""
+    return f"command: {command}"
+
+
+def resume_hint(command: str) -> str:
+    """The end of a stop message: how to continue the run."""
+    return f"Resume with: {command} --resume auto"
+
+
+def run_starts(log_text: str) -> list[tuple[int, int, str]]:
+    """Every start or resume in a run's log.txt text, oldest first: (step, total steps, device
+    description as written by :func:`start_message`)."""
+    return [(int(a), int(b), d.strip()) for a, b, d in _START_RE.findall(log_text)]
+
+
+def logged_command(log_text: str) -> str | None:
+    """The newest training command in a run's log.txt text (a command line, or a stop
+    message's resume hint without its ``--resume auto``), or None."""
+    found = None
+    for m in _COMMAND_RE.finditer(log_text):
+        found = m.group("cmd") or m.group("resume")
+    return found

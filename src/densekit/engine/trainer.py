@@ -30,7 +30,7 @@ from tqdm import tqdm
 from densekit.config import check
 from densekit.engine import checkpoint as ckpt
 from densekit.engine import distributed, memory
-from densekit.engine.logger import RunLogger
+from densekit.engine.logger import RunLogger, command_message, resume_hint, start_message
 from densekit.engine.precision import Precision, resolve_device, resolve_precision
 from densekit.errors import ConfigError, DensekitError
 
@@ -260,9 +260,9 @@ class Trainer:
     def _fit(self, resume: str | None) -> dict:
         self.resume(resume)
         if self.rank == 0:
-            self.log.info(f"run folder {self.out_dir}: steps {self.step}->{self.total_steps}, "
-                          f"device {self.task_precision_desc()}")
-            self.log.info(f"command: {self.command}")
+            self.log.info(start_message(self.out_dir, self.step, self.total_steps,
+                                        self.task_precision_desc()))
+            self.log.info(command_message(self.command))
         # the log window: per-key sums and counts (a key can be missing from some steps, e.g.
         # the adversarial losses in a window that straddles the phase switch), the number of
         # steps and their busy time (data + step; validation and checkpoints excluded)
@@ -338,7 +338,7 @@ class Trainer:
                     stop.signum = signum  # also on a process that got no signal itself
                     path = self.save()
                     self.log.info(f"stopped by signal {signum} at step {self.step}; "
-                                  f"checkpoint {path}. Resume with: {self.command} --resume auto")
+                                  f"checkpoint {path}. {resume_hint(self.command)}")
                     raise SystemExit(128 + signum)
         if self.rank == 0:
             self.task.export(self.out_dir / "weights.pt")
