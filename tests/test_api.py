@@ -145,6 +145,9 @@ def test_create_model_and_list_models(one_thread):
         assert not torch.equal(rand.eval()(x), shipped(x))
         same = densekit.create_model("hdcn", scale=3, weights="hdcn_x3")
         assert torch.equal(shipped(x), same(x))
+        # an option that changes no weights may be set on them
+        fast = densekit.create_model("hdcn", scale=3, weights="DEFAULT", fp32_features=False)
+        assert not fast.fp32_features and torch.equal(shipped(x), fast(x))  # float32: the same
     seg = densekit.create_model("swiftnet_r18", weights="DEFAULT")
     assert seg.num_classes == 11
     assert densekit.create_model("swiftnet_r18", num_classes=5).num_classes == 5

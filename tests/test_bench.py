@@ -11,6 +11,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from densekit.bench.report import _print_sr
+from densekit.bench.run import SIZES
+from densekit.bench.sr import bench_sr
+from densekit.bench.steps import paths
 from densekit.bench import (SECTIONS, conv_gflops, interleaved_step_times, machine_threads,
                             matmul_gflops, parse_sections, print_table, ratio_spread, spread)
 from densekit.cli.main import main
@@ -99,7 +103,9 @@ def test_sections_subset_and_machine_threads(capsys, one_thread):
     assert res["sections"] == ["sr", "onnx"]
     assert {"sr", "onnx"} <= set(res)
     assert not {"models", "peers", "ssgan", "data", "upscale_memory", "compile"} & set(res)
-    assert [r["model"] for r in res["sr"]] == ["bicubic", "hdcn", "srcnn", "vdsr", "rednet"]
+    sixteen = paths(torch.device("cpu"))["default"]["precision"] != "fp32"
+    assert [r["model"] for r in res["sr"]] == ["bicubic", "hdcn"] + ["hdcn*"] * sixteen + [
+        "srcnn", "vdsr", "rednet"]
     out = io.StringIO()
     print_table(res, file=out)
     text = out.getvalue()
@@ -260,3 +266,27 @@ def test_interleaved_times_rotate_the_order_each_round():
     times = interleaved_times(passes, rounds=3, warmup=2)
     assert calls == list("aabbcc") + list("abc") + list("bca") + list("cab")
     assert {n: len(t) for n, t in times.items()} == {"a": 3, "b": 3, "c": 3}
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_sr_section_times_hdcn_with_16_bit_features_on_a_16_bit_path(monkeypatch, one_thread,
+                                                                       precision):
+    """On a bf16/fp16 default path the SR section adds HDCN with fp32_features=False, timed in
+    the same rounds with its own ratio to VDSR; in fp32 the two are one network: no row."""
+    import densekit.bench.sr as bsr
+
+    monkeypatch.setattr(bsr, "paths", lambda device: {
+        "default": {"precision": precision, "channels_last": True}})
+    rows = {r["model"]: r for r in bench_sr(SIZES["quick"], torch.device("cpu"))}
+    assert rows["hdcn"]["options"] == {}
+    if precision == "fp32":
+        assert "hdcn*" not in rows
+        return
+    fast = rows["hdcn*"]
+    assert fast["options"] == {"fp32_features": False}
+    assert fast["flops_per_pixel"] == rows["hdcn"]["flops_per_pixel"]
+    assert fast["rounds"] == rows["hdcn"]["rounds"] == fast["vs_vdsr"]["pairs"] == 2
+    lines = []
+    _print_sr(list(rows.values()), lambda line="": lines.append(line))
+    text = "\n".join(lines)
+    assert "HDCN* / VDSR time" in text and "hdcn*: hdcn with fp32_features=false" in text

@@ -77,6 +77,32 @@ def test_train_then_eval_a_checkpoint(tmp_path, sr_folder, capsys):
         assert row["images"] == 5
 
 
+def test_model_option_sets_what_changes_no_weights(tmp_path, sr_folder, capsys):
+    """--model-option fp32_features=false runs the shipped HDCN with 16-bit feature maps:
+    bf16 autocast gives other numbers, fp32 the same; options the weights fix are refused."""
+    base = ["sr", "eval", "--model", "hdcn", "--scale", "2", "--data", str(sr_folder), "--json"]
+    psnr = {}
+    for prec in ("fp32", "bf16"):
+        for opt in ([], ["--model-option", "fp32_features=false"]):
+            assert main(base + ["--precision", prec] + opt) == 0
+            psnr[prec, bool(opt)] = json.loads(capsys.readouterr().out)[0]["psnr"]
+    assert psnr["fp32", True] == psnr["fp32", False]
+    assert psnr["bf16", True] != psnr["bf16", False]
+    assert abs(psnr["bf16", True] - psnr["bf16", False]) < 0.5
+    for opt, msg in (("init=paper", "--model-option: 'init' cannot be set for hdcn at inference "
+                                    "(settable: fp32_features)"),
+                     ("fp32_features=maybe", "model.hdcn: fp32_features must be true or false, "
+                                             "got 'maybe'")):
+        assert main(base + ["--model-option", opt]) == 2
+        assert capsys.readouterr().err == f"densekit: error: {msg}\n"
+    out = tmp_path / "up"
+    assert main(["sr", "upscale", str(sr_folder / "gray.png"), "--scale", "2", "-o", str(out),
+                 "--model", "vdsr", "--model-option", "fp32_features=false", "-q"]) == 2
+    assert "'fp32_features' cannot be set for vdsr at inference (settable: none)" in \
+        capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_models_timing(capsys):
     assert main(["sr", "models", "--scales", "4", "--time", "32", "--precision", "fp32",
                  "--json"]) == 0

@@ -296,6 +296,39 @@ def test_hdcn_channels_last_bf16_autocast_close_to_fp32():
     assert rel < 0.05, rel
 
 
+def test_hdcn_fp32_features_switch():
+    """fp32_features=False: the same float32 network without autocast; under bf16 autocast F1
+    (the second extraction conv's output) and the skip sums are bf16 instead of float32, the
+    upsampling, the first conv and the output stay float32."""
+    torch.manual_seed(0)
+    model = build_sr_model("hdcn", 2, init="kaiming").eval()
+    fast = build_sr_model("hdcn", 2, fp32_features=False).eval()
+    fast.load_state_dict(model.state_dict())
+    assert model.fp32_features and not fast.fp32_features
+    assert fast.config["fp32_features"] is False
+    x = torch.rand(1, 1, 12, 10)
+    dtypes = {}
+
+    def hook(name):
+        return lambda mod, inp, out: dtypes.setdefault(name, []).append(out.dtype)
+
+    for net in (model, fast):
+        for name, mod in (("up", net.upsample), ("conv1", net.extract[0]),
+                          ("conv2", net.extract[2]), ("tail", net.tail)):
+            mod.register_forward_hook(hook(name))
+    with torch.no_grad():
+        assert torch.equal(model(x), fast(x))
+        dtypes.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            ref, y = model(x), fast(x)
+    assert dtypes == {"up": [torch.float32] * 2, "conv1": [torch.float32] * 2,
+                      "conv2": [torch.float32, torch.bfloat16], "tail": [torch.float32] * 2}
+    assert y.dtype == torch.float32 and not torch.equal(y, ref)
+    assert (y - ref).abs().max() / ref.abs().max() < 0.05
+    with pytest.raises(ConfigError, match="fp32_features must be true or false"):
+        build_sr_model("hdcn", 2, fp32_features="no")
+
+
 @pytest.mark.parametrize("name", NETS)
 def test_all_nets_channels_last_bf16(name):
     model = _randomize(build_sr_model(name, 3)).to(memory_format=torch.channels_last)

@@ -108,11 +108,16 @@ def _print_sr(rows: list[dict], p) -> None:
         p(f"  {r['model']:<8} {r['flops_per_pixel'] / 1e6:>9.3f} {r['ms_per_megapixel']:>11,.0f}"
           f" {rng:>15} {ps:>6} {r.get('psnr_source', '-'):<27} {a:>13} {b:>10}")
     by = {r["model"]: r for r in rows}
-    if "vs_vdsr" in by.get("hdcn", {}):
-        v = by["hdcn"]["vs_vdsr"]
-        flops = by["hdcn"]["flops_per_pixel"] / by["vdsr"]["flops_per_pixel"]
-        p(f"  HDCN / VDSR time: {v['median']:.2f}x (range {v['min']:.2f}-{v['max']:.2f} over "
-          f"{v['pairs']} interleaved rounds; FLOPs ratio {flops:.2f}x)")
+    for name in ("hdcn", "hdcn*"):
+        if "vs_vdsr" in by.get(name, {}):
+            v = by[name]["vs_vdsr"]
+            flops = by[name]["flops_per_pixel"] / by["vdsr"]["flops_per_pixel"]
+            label = "HDCN" if name == "hdcn" else "HDCN*"
+            p(f"  {label} / VDSR time: {v['median']:.2f}x (range {v['min']:.2f}-{v['max']:.2f} "
+              f"over {v['pairs']} interleaved rounds; FLOPs ratio {flops:.2f}x)")
+    if "hdcn*" in by:
+        p("  hdcn*: hdcn with fp32_features=false (--model-option), its feature maps in the "
+          "16-bit type too")
 
 
 def _print_upscale(u: dict, p) -> None:

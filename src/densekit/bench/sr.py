@@ -25,15 +25,24 @@ def bench_sr(sz: dict, device) -> list[dict]:
     order rotated each round) after ``sr_warmup`` untimed passes each, so that a change of the
     machine's speed during the run touches every model alike; each row gives the median and
     the range over ``sr_rounds`` rounds, and HDCN's row the per-round ratio of its time to
-    VDSR's (``vs_vdsr``: median, min, max) - the robust number for "how much faster"."""
+    VDSR's (``vs_vdsr``: median, min, max) - the robust number for "how much faster".
+
+    On a 16-bit default path a row ``hdcn*`` adds HDCN with ``fp32_features=False`` (its
+    feature maps in the 16-bit type too; ``options`` in the row), timed in the same rounds,
+    with its own Set5 PSNR (in float32 the two are the same network, so the row is left out)."""
     from densekit.models.complexity import flops_per_pixel
     from densekit.models.sr import build_sr_model
 
     d = paths(device)["default"]
     prec = Precision(device, d["precision"], d["channels_last"])
-    measured = measure_hdcn_set5(prec) if sz["set5"] else None
-    names = ("bicubic",) + SR_MODELS
-    models = {n: build_sr_model(n, 2) for n in names}
+    variants = {"hdcn": {}, "hdcn*": {"fp32_features": False}}
+    if prec.dtype is None:
+        del variants["hdcn*"]
+    measured = {n: measure_hdcn_set5(prec, o) for n, o in variants.items()} if sz["set5"] \
+        else {}
+    names = ("bicubic", *variants, *(n for n in SR_MODELS if n != "hdcn"))
+    models = {n: build_sr_model("hdcn", 2, **variants[n]) if n in variants
+              else build_sr_model(n, 2) for n in names}
     passes = {n: inference_pass(m, prec, sz["sr_out"]) for n, m in models.items()}
     times = interleaved_times(passes, sz["sr_rounds"], sz["sr_warmup"], prec.device)
     out = []
@@ -43,12 +52,13 @@ def bench_sr(sz: dict, device) -> list[dict]:
         r = {"model": name, "flops_per_pixel": flops_per_pixel(m, (48, 48)),
              "ms_per_megapixel": statistics.median(ms), "ms_per_megapixel_min": min(ms),
              "ms_per_megapixel_max": max(ms), "rounds": len(ms)}
-        if name == "hdcn":
-            r["vs_vdsr"] = ratio_spread(times["hdcn"], times["vdsr"])
+        if name in variants:
+            r["options"] = variants[name]
+            r["vs_vdsr"] = ratio_spread(times[name], times["vdsr"])
         if name in PUBLISHED_SET5_X2:
             r["set5_x2_psnr"], r["psnr_source"] = PUBLISHED_SET5_X2[name], "published"
-        elif measured is not None:
-            r["set5_x2_psnr"], r["psnr_source"] = measured, "measured (shipped weights)"
+        elif measured.get(name) is not None:
+            r["set5_x2_psnr"], r["psnr_source"] = measured[name], "measured (shipped weights)"
         if "set5_x2_psnr" in r and name != "bicubic":
             gain = r["set5_x2_psnr"] - PUBLISHED_SET5_X2["bicubic"]
             r["db_over_bicubic"] = gain
@@ -58,12 +68,13 @@ def bench_sr(sz: dict, device) -> list[dict]:
     return out
 
 
-def measure_hdcn_set5(prec: Precision) -> float | None:
-    """Set5 x2 PSNR of the shipped HDCN (``densekit sr eval``'s code), if the data is here."""
+def measure_hdcn_set5(prec: Precision, options: dict | None = None) -> float | None:
+    """Set5 x2 PSNR of the shipped HDCN (``densekit sr eval``'s code) with runtime
+    ``options``, if the data is here."""
     from densekit.tasks.sr import load_sr_model, shipped_weights
     from densekit.tasks.sr_eval import evaluate_folder
 
     if not SET5.is_dir() or shipped_weights("hdcn", 2) is None:
         return None
-    model = prec.prepare(load_sr_model("hdcn", 2))
+    model = prec.prepare(load_sr_model("hdcn", 2, options=options))
     return evaluate_folder(model, SET5, 2, device=prec.device, autocast=prec.autocast)["psnr"]

@@ -21,7 +21,7 @@ from densekit.engine.optim import OptimConfig, SchedulerConfig, build_optimizer,
 from densekit.engine.trainer import EngineConfig, Trainer, format_out_dir, setup_engine
 from densekit.errors import ConfigError, DensekitError
 from densekit.io import write_above_bars
-from densekit.models.sr import SR_MODELS, build_sr_model
+from densekit.models.sr import SR_MODELS, SR_RUNTIME_OPTIONS, build_sr_model
 
 SCALES = (2, 3, 4)
 
@@ -186,12 +186,24 @@ def _fill_across_scales(model: nn.Module, state: dict) -> list[str]:
     return fresh
 
 
-def load_sr_model(name: str, scale: int, weights: str | Path | None = None) -> nn.Module:
-    """An SR model ready for inference: bicubic, shipped weights, or a weights/checkpoint file."""
+def load_sr_model(name: str, scale: int, weights: str | Path | None = None,
+                  options: dict | None = None, option: str = "--model-option") -> nn.Module:
+    """An SR model ready for inference: bicubic, shipped weights, or a weights/checkpoint file.
+
+    ``options`` sets options that change no weights (``SR_RUNTIME_OPTIONS``, e.g. HDCN's
+    ``fp32_features``) over those the weights were trained with; ``option`` names the setting
+    in the error for any other key."""
+    options = dict(options or {})
+    allowed = SR_RUNTIME_OPTIONS.get(name, ())
+    for key in options:
+        if key not in allowed:
+            raise DensekitError(f"{option}: {key!r} cannot be set for {name} at inference "
+                                f"(settable: {', '.join(allowed) or 'none'})")
     if name == "bicubic":
         return build_sr_model("bicubic", scale).eval()
     state = _weights_for(name, scale, weights, "--weights")
-    return _fill(build_sr_model(name, scale, state["channels"], **state["options"]), state).eval()
+    model = build_sr_model(name, scale, state["channels"], **{**state["options"], **options})
+    return _fill(model, state).eval()
 
 
 # ---- training --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from densekit.models.sr.common import SUPPORTED_SCALES, check_channels, check_sc
 from densekit.models.sr.srcnn import SRCNN
 from densekit.models.sr.vdsr import VDSR
 
-__all__ = ["SR_MODELS", "SR_MODEL_OPTIONS", "SUPPORTED_SCALES", "build_sr_model", "Bicubic",
+__all__ = ["SR_MODELS", "SR_MODEL_OPTIONS", "SR_RUNTIME_OPTIONS", "SUPPORTED_SCALES", "build_sr_model", "Bicubic",
            "HDCN", "SRCNN", "VDSR", "REDNet"]
 
 # name -> builder(scale, channels=1, **options). The package attributes ``hdcn``, ``srcnn``, ...
@@ -26,6 +26,10 @@ SR_MODELS = {"bicubic": bicubic.bicubic, "hdcn": hdcn.hdcn, "srcnn": srcnn.srcnn
 # keyword options each builder accepts besides scale and channels
 SR_MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
     "bicubic": (), "hdcn": hdcn.HDCN_OPTIONS, "srcnn": (), "vdsr": (), "rednet": ()}
+
+# the options that change no weights, which inference may set on weights trained with others
+SR_RUNTIME_OPTIONS: dict[str, tuple[str, ...]] = {
+    "bicubic": (), "hdcn": hdcn.RUNTIME_OPTIONS, "srcnn": (), "vdsr": (), "rednet": ()}
 
 
 def build_sr_model(name: str, scale: int, channels: int = 1, **options) -> nn.Module:

@@ -26,8 +26,8 @@ from densekit.errors import ConfigError
 from densekit.models.sr.common import (BICUBIC_CONTEXT, check_channels, check_int, check_scale,
                                       context_from_hr_radius, upsample_bicubic)
 
-__all__ = ["HDCN", "hdcn", "HDCN_OPTIONS", "DeconvUpsampler", "BicubicUpsampler",
-           "PixelShuffleUpsampler", "EncoderDecoder", "PlainBlock"]
+__all__ = ["HDCN", "hdcn", "HDCN_OPTIONS", "RUNTIME_OPTIONS", "DeconvUpsampler",
+           "BicubicUpsampler", "PixelShuffleUpsampler", "EncoderDecoder", "PlainBlock"]
 
 UPSAMPLERS = ("deconv", "deconv_centered", "bicubic", "pixelshuffle")
 SKIPS = ("none", "local", "long", "both")
@@ -194,6 +194,14 @@ class HDCN(nn.Module):
         residual: False (paper) or True = add the MATLAB bicubic upscaling of the input to the
             output (a global residual as in VDSR; the network then learns only the detail).
             Not in the paper; an option, measured in docs/results/results-sr.md.
+        fp32_features: True (default) = under a 16-bit autocast the feature extraction's
+            output F1, the skip additions and the layers around them stay float32 (F1 carries
+            the image to the output: there is no bicubic residual); False = only the
+            upsampling, the first conv and the output conv do, and F1 and the skip additions
+            run in the autocast's 16-bit type: faster (bf16 CPUs), a few hundredths of a dB
+            lower (docs/results/benchmarks.md). Without autocast both are the same float32
+            network. It changes no weights, so inference may set it on any HDCN weights
+            (:data:`RUNTIME_OPTIONS`).
 
     No output clipping (the paper states none). ``context`` and
     ``align`` describe exact tiled inference (see the common SR interface).
@@ -202,7 +210,7 @@ class HDCN(nn.Module):
     def __init__(self, scale: int, channels: int = 1, features: int = 64,
                  up_channels: int | None = None, upsampler: str = "deconv", encdec: bool = True,
                  encdec_depth: int = 1, dilation: bool = True, skips: str = "both",
-                 init: str = "paper", residual: bool = False):
+                 init: str = "paper", residual: bool = False, fp32_features: bool = True):
         super().__init__()
         self.scale = scale = check_scale("hdcn", scale)
         self.channels = channels = check_channels("hdcn", channels)
@@ -216,12 +224,14 @@ class HDCN(nn.Module):
         _check_choice("skips", skips, SKIPS)
         _check_choice("init", init, INITS)
         _check_bool("residual", residual)
+        _check_bool("fp32_features", fp32_features)
         if upsampler == "bicubic" and up_channels != channels:
             raise ConfigError(f"model.hdcn: up_channels must equal channels ({channels}) with "
                               f"upsampler 'bicubic', got {up_channels}")
         self.config = dict(features=features, up_channels=up_channels, upsampler=upsampler,
                            encdec=encdec, encdec_depth=encdec_depth, dilation=dilation,
-                           skips=skips, init=init, residual=residual)
+                           skips=skips, init=init, residual=residual,
+                           fp32_features=fp32_features)
         self.local_skip = skips in ("local", "both")
         self.long_skip = skips in ("long", "both")
 
@@ -253,6 +263,7 @@ class HDCN(nn.Module):
         radius = 2 + block_cls.radius(encdec_depth) + sum(rates) + 1
         self.context = context_from_hr_radius(radius, scale, up_context)
         self.residual = residual
+        self.fp32_features = fp32_features
         if residual:
             self.context = max(self.context, BICUBIC_CONTEXT)
         # the enc-dec grid has period 2^depth in HR pixels: tile origins (LR) times scale must
@@ -274,20 +285,27 @@ class HDCN(nn.Module):
 
     def forward(self, lr: Tensor) -> Tensor:
         # The image itself flows through F1 (no residual on an interpolation unless
-        # `residual`), so under a 16-bit autocast the upsampling, the feature extraction, the
-        # skip additions and the output conv stay in float32 (bf16's 8-bit mantissa there costs
-        # ~0.1 dB on Set5); the encoder-decoder and dilated branches, whose outputs are added to
-        # F1, run autocast.
-        with torch.autocast(lr.device.type, enabled=False):
-            f1 = self.extract(self.upsample(lr.float()))
-        block = self.denoise(f1)
-        f2 = f1 + block.float() if self.local_skip else block
+        # `residual`), so under a 16-bit autocast the upsampling, the first conv and the output
+        # conv always run in float32, and with `fp32_features` (default) the second conv, F1
+        # and the skip additions too; the encoder-decoder and dilated branches, whose outputs
+        # are added to F1, run autocast.
+        dev = lr.device.type
+        fp32 = self.fp32_features
+        conv1, relu1, conv2, relu2 = self.extract
+        with torch.autocast(dev, enabled=False):
+            x = relu1(conv1(self.upsample(lr.float())))
+            if fp32:
+                f1 = relu2(conv2(x))
+        if not fp32:
+            f1 = relu2(conv2(x))
+        f2 = block = self.denoise(f1)
+        if self.local_skip:
+            f2 = f1 + (block.float() if fp32 else block)
         y = self.fuse(self.dilated(f2))
-        with torch.autocast(lr.device.type, enabled=False):
-            y = y.float()
+        with torch.autocast(dev, enabled=False):
             if self.long_skip:
-                y = y + f1
-            y = self.tail(y)
+                y = (y.float() + f1) if fp32 else (y + f1)
+            y = self.tail(y.float())
             if self.residual:
                 y = y + upsample_bicubic(lr, self.scale)
             return y.to(lr.dtype)
@@ -305,6 +323,8 @@ def _check_bool(key: str, value) -> None:
 
 HDCN_OPTIONS = tuple(n for n in inspect.signature(HDCN.__init__).parameters
                      if n not in ("self", "scale", "channels"))
+# the options that change no weights: inference may set them on weights trained otherwise
+RUNTIME_OPTIONS = ("fp32_features",)
 
 
 def hdcn(scale: int, channels: int = 1, **options) -> HDCN:
