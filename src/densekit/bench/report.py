@@ -116,8 +116,8 @@ def _print_sr(rows: list[dict], p) -> None:
             p(f"  {label} / VDSR time: {v['median']:.2f}x (range {v['min']:.2f}-{v['max']:.2f} "
               f"over {v['pairs']} interleaved rounds; FLOPs ratio {flops:.2f}x)")
     if "hdcn*" in by:
-        p("  hdcn*: hdcn with fp32_features=false (--model-option), its feature maps in the "
-          "16-bit type too")
+        p("  hdcn*: hdcn with fp32_features=false (--model-option): F1 and the skip additions "
+          "in the 16-bit type too")
 
 
 def _print_upscale(u: dict, p) -> None:

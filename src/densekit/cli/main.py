@@ -93,8 +93,8 @@ def _model_option_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-option", action="append", type=_model_option, default=[],
                    metavar="KEY=VALUE",
                    help="set a model option that changes no weights (repeatable); hdcn: "
-                        "fp32_features=false runs its feature maps in the 16-bit precision "
-                        "too (faster on bf16 CPUs, a few hundredths of a dB lower)")
+                        "fp32_features=false runs F1 and the skip additions in the 16-bit "
+                        "precision too (faster on bf16 CPUs, a few hundredths of a dB lower)")
 
 
 def _model_option(text: str) -> tuple[str, object]:

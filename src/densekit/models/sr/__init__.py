@@ -14,8 +14,8 @@ from densekit.models.sr.common import SUPPORTED_SCALES, check_channels, check_sc
 from densekit.models.sr.srcnn import SRCNN
 from densekit.models.sr.vdsr import VDSR
 
-__all__ = ["SR_MODELS", "SR_MODEL_OPTIONS", "SR_RUNTIME_OPTIONS", "SUPPORTED_SCALES", "build_sr_model", "Bicubic",
-           "HDCN", "SRCNN", "VDSR", "REDNet"]
+__all__ = ["SR_MODELS", "SR_MODEL_OPTIONS", "SR_RUNTIME_OPTIONS", "SUPPORTED_SCALES",
+           "build_sr_model", "Bicubic", "HDCN", "SRCNN", "VDSR", "REDNet"]
 
 # name -> builder(scale, channels=1, **options). The package attributes ``hdcn``, ``srcnn``, ...
 # stay the submodules (``import densekit.models.sr.hdcn`` keeps working); the builders are
