@@ -27,7 +27,7 @@ from densekit.data.image_io import ImageInfo, image_from_pil, to_pil
 from densekit.engine.precision import Precision, resolve_device, resolve_precision
 from densekit.errors import DensekitError
 from densekit.models.seg import SEG_MODELS, build_seg_model
-from densekit.models.sr import SR_MODELS, SR_RUNTIME_OPTIONS, SUPPORTED_SCALES, build_sr_model
+from densekit.models.sr import SR_MODELS, SUPPORTED_SCALES, build_sr_model
 from densekit.models.zoo import Weights, default_weights, get_weights, list_weights
 from densekit.tasks.seg import load_seg_model
 from densekit.tasks.seg_predict import overlay as _overlay_rgb
@@ -97,10 +97,6 @@ def create_model(name: str, *, weights=None, **options) -> nn.Module:
         path = _weights_path(name, weights, scale=scale)
         if path is None:
             return build_sr_model(name, scale, **options)
-        fixed = [k for k in options if k not in SR_RUNTIME_OPTIONS[name]]
-        if fixed:
-            raise DensekitError(f"options: {', '.join(fixed)} cannot be set with weights "
-                                "(the weights file fixes them)")
         return load_sr_model(name, scale, path, options, option="options")
     path = _weights_path(name, weights)
     if path is None:
