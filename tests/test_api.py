@@ -44,6 +44,17 @@ def test_upscale_tiled_and_options_equal_cli(tmp_path, rgb, one_thread):
     assert np.array_equal(np.asarray(out), cli)
 
 
+def test_upscale_model_options_equal_cli(tmp_path, rgb, one_thread):
+    opts = {"fp32_features": False}  # feature maps in bf16: a different result on bf16 only
+    out = np.asarray(densekit.upscale(rgb, 2, precision="bf16", model_options=opts))
+    cli = _cli_upscale(tmp_path, rgb, "--precision", "bf16", "--model-option",
+                       "fp32_features=false")
+    assert np.array_equal(out, cli)
+    assert not np.array_equal(out, densekit.upscale(rgb, 2, precision="bf16"))
+    assert np.array_equal(densekit.upscale(rgb, 2, precision="fp32", model_options=opts),
+                          densekit.upscale(rgb, 2, precision="fp32"))
+
+
 def test_upscale_numpy_kinds(rgb, one_thread):
     pil = np.asarray(densekit.upscale(Image.fromarray(rgb), 2))
     out = densekit.upscale(rgb, 2)  # H x W x 3 uint8
@@ -84,6 +95,10 @@ def test_upscale_tensor_kinds(rgb, one_thread):
     (lambda im: densekit.upscale(np.zeros((8, 8, 2), np.uint8), 2), "image"),
     (lambda im: densekit.upscale(torch.zeros(2, 8, 8), 2), "image"),
     (lambda im: densekit.upscale(im, 3, weights=densekit.get_weights("hdcn_x2")), "weights"),
+    (lambda im: densekit.upscale(im, 2, model_options={"init": "paper"}), "model_options"),
+    (lambda im: densekit.upscale(im, 2, model_options=["fp32_features"]), "model_options"),
+    (lambda im: densekit.upscale(im, 2, model="vdsr", model_options={"fp32_features": False}),
+     "model_options"),
     (lambda im: densekit.segment(im, model="nope"), "model"),
     (lambda im: densekit.segment(im, mode="slide"), "crop"),
     (lambda im: densekit.segment(im, scales=(0,)), "scales"),

@@ -203,10 +203,12 @@ def _cache_key(path: Path | None) -> tuple:
 
 
 @lru_cache(maxsize=4)
-def _sr_model(name: str, scale: int, key: tuple, device: str, precision: str):
+def _sr_model(name: str, scale: int, key: tuple, device: str, precision: str,
+              options: tuple = ()):
     prec = _precision(device, precision)
     path = None if key[0] is None else Path(key[0])
-    return prec.prepare(load_sr_model(name, scale, path)), prec
+    model = load_sr_model(name, scale, path, dict(options), option="model_options")
+    return prec.prepare(model), prec
 
 
 @lru_cache(maxsize=2)
@@ -217,22 +219,34 @@ def _seg_model(key: tuple, device: str, precision: str):
 
 
 def upscale(image, scale: int = 2, *, model: str = "hdcn", weights=None, tile: int | None = None,
-            self_ensemble: bool = False, device: str = "auto", precision: str = "auto"):
+            self_ensemble: bool = False, device: str = "auto", precision: str = "auto",
+            model_options: dict | None = None):
     """``image`` upscaled ``scale`` times by SR model ``model`` ("hdcn", "srcnn", "vdsr",
     "rednet" or "bicubic"), as the same kind of image.
 
     ``weights``: None for the shipped weights of ``model`` at ``scale``, else a weights file or
     checkpoint from ``densekit sr train``. ``tile``: LR tile size (None: about 512x512 output
     pixels per tile; 0: no tiling); the result does not depend on it. ``self_ensemble``:
-    average over the 8 flips/rotations (8x the time).
+    average over the 8 flips/rotations (8x the time). ``model_options``: options that change
+    no weights, as ``densekit sr upscale --model-option`` (HDCN: ``{"fp32_features": False}``
+    keeps its feature maps in the 16-bit type on a bf16/fp16 path: faster, PSNR a little lower).
     """
     scale = _check_scale(scale)
     if model not in SR_MODELS:
         raise DensekitError(f"model: unknown SR model {model!r} (known: {', '.join(SR_MODELS)})")
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 0):
         raise DensekitError(f"tile: expected None or an integer >= 0, got {tile!r}")
+    options = tuple(sorted((model_options or {}).items())) \
+        if isinstance(model_options, dict | None) else None
+    try:
+        hash(options)
+    except TypeError:
+        options = None
+    if options is None:
+        raise DensekitError(f"model_options: expected a dict of names to values such as "
+                            f"{{'fp32_features': False}}, got {model_options!r}")
     path = _weights_path(model, weights, scale=scale) if weights is not None else None
-    net, prec = _sr_model(model, scale, _cache_key(path), device, precision)
+    net, prec = _sr_model(model, scale, _cache_key(path), device, precision, options)
     img = _Image(image)
     out, info = upscale_image(net, img.tensor, img.info,
                               tile=default_tile(scale) if tile is None else tile,
