@@ -70,7 +70,9 @@ def main(argv=None) -> None:
     sz["seg_runs"] = n - sz["seg_warmup"]
     if args.input:
         sz["seg"] = tuple(int(v) for v in args.input.split(","))
-        sz["seg_image"] = (max(sz["seg_image"][0], sz["seg"][1]), max(sz["seg_image"][1], sz["seg"][2]))  # the seg task's phase 1 spans them all
+        # the seg task's phase 1 spans them all
+        sz["seg_image"] = (max(sz["seg_image"][0], sz["seg"][1]),
+                           max(sz["seg_image"][1], sz["seg"][2]))
     path = paths(device)[args.path]
     with tempfile.TemporaryDirectory() as tmp:
         if args.model in SR_MODELS:
@@ -94,9 +96,12 @@ def main(argv=None) -> None:
         k = kind_of(e.key)
         by_kind[k] = by_kind.get(k, 0.0) + e.self_cpu_time_total
     prec = path["precision"]
+    shape = sz["seg"] if args.model not in SR_MODELS else (sz["sr_batch"], sz["sr_patch"],
+                                                            sz["sr_patch"])
     print(f"{args.model}{' phase 2' if args.phase2 else ''}, {args.path} path ({prec}, "
           f"channels_last {path['channels_last']}), {torch.get_num_threads()} threads: "
-          f"input {'x'.join(map(str, sz['seg'] if args.model not in SR_MODELS else (sz['sr_batch'], sz['sr_patch'], sz['sr_patch'])))}: median step {1e3 * med:,.0f} ms without the profiler, {flops / 1e9:.1f} GFLOP")
+          f"input {'x'.join(map(str, shape))}: median step {1e3 * med:,.0f} ms without the "
+          f"profiler, {flops / 1e9:.1f} GFLOP")
     print("share of the profiled CPU time by kind of work:")
     for k, t in sorted(by_kind.items(), key=lambda kv: -kv[1]):
         print(f"  {k:14s} {100 * t / total:5.1f}%  ~{1e3 * med * t / total:7,.0f} ms/step")

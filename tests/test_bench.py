@@ -90,7 +90,8 @@ def test_quick_bench_json(capsys):
     text = out.getvalue()
     for word in ("peak (the better of", "deeplab_r50", "swiftnet_r18", "ssgan:swiftnet_r18",
                  "torchvision deeplabv3_resnet50", "SS-GAN (swiftnet_r18)", "interleaved pairs",
-                 "ms/Mpx", "HDCN / VDSR time", "Tiled upscaling", "Data pipeline", "torch.compile", "ONNX Runtime"):
+                 "ms/Mpx", "HDCN / VDSR time", "Tiled upscaling", "Data pipeline", "torch.compile",
+                 "ONNX Runtime"):
         assert word in text, word
 
 

@@ -119,9 +119,12 @@ def build_scheduler(cfg: SchedulerConfig, optimizer, total_steps: int, iters_per
     elif cfg.name == "linear":
         fn = lambda s: 1.0 - (1.0 - cfg.end_factor) * min(s, total) / total  # noqa: E731
     elif cfg.name == "poly":
-        fn = lambda s: cfg.end_factor + (1 - cfg.end_factor) * (1 - min(s, total) / total) ** cfg.power  # noqa: E731,E501
+        def fn(s):
+            return cfg.end_factor + (1 - cfg.end_factor) * (1 - min(s, total) / total) ** cfg.power
     else:  # cosine (SGDR without restarts), from lr down to lr * end_factor
-        fn = lambda s: cfg.end_factor + (1 - cfg.end_factor) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))  # noqa: E731,E501
+        def fn(s):
+            cos = math.cos(math.pi * min(s, total) / total)
+            return cfg.end_factor + (1 - cfg.end_factor) * 0.5 * (1 + cos)
     if cfg.warmup_steps:
         base, n = fn, cfg.warmup_steps
         fn = lambda s: base(s) * min(1.0, (s + 1) / (n + 1))  # noqa: E731
