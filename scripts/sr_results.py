@@ -8,7 +8,8 @@
 2. the equal-budget HDCN recipe table, from the finished runs of `scripts/sr_experiments.sh
    recipe` (skipped, and left as it is in the document, when they are not on this machine);
 3. the learning curve of HDCN x2 on the paper's full schedule (`scripts/sr_experiments.sh
-   paper`), finished or not: Set5 as validated in the run (skipped likewise).
+   paper`), finished or not: Set5 as validated in the run, then Set5 and Set14 of its final
+   weights (unfinished: its newest checkpoint) by the protocol (skipped likewise).
 
 Every PSNR / SSIM is measured now by `densekit sr eval --precision fp32 --json` (the protocol of
 docs/protocols.md 1); the published numbers come from densekit.metrics.published.
@@ -29,7 +30,7 @@ from pathlib import Path
 import run_logs
 import torch
 
-from densekit.engine import logger
+from densekit.engine import checkpoint, logger
 from densekit.io import atomic_write_text
 from densekit.metrics.published import PUBLISHED_SR
 
@@ -147,7 +148,7 @@ def paper_curve(run: Path) -> list[str] | None:
     train = [r for r in rows if r["split"] == "train"]
     if not val or not train:
         return None
-    ckpts = sorted((run / "checkpoints").glob("step_*.pt"))
+    ckpts = checkpoint.list_checkpoints(run / "checkpoints")
     if not ckpts:
         return None
     cfg = torch.load(ckpts[-1], map_location="cpu", weights_only=False)["config"]
@@ -166,6 +167,26 @@ def paper_curve(run: Path) -> list[str] | None:
                     f"(batch {batch} / samples per second of the logged windows), so the "
                     f"{total - last:,} steps left are {(total - last) * sps / 3600:.1f} hours "
                     f"at that rate. {run_starts(run)}Run folder: `{run}`."]
+
+
+def paper_block(run: Path) -> list[str] | None:
+    """The learning curve and the protocol's numbers of the paper-schedule run."""
+    lines = paper_curve(run)
+    return None if lines is None else lines + ["", paper_protocol(run)]
+
+
+def paper_protocol(run: Path) -> str:
+    """The paper-schedule run's final weights (or, unfinished, its newest checkpoint) by the
+    evaluation protocol (float32, Set5 and Set14), against the published RED30 at x2."""
+    final = run / "weights.pt"
+    newest = checkpoint.list_checkpoints(run / "checkpoints")[-1]
+    res, cmd = evaluate("hdcn", 2, str(final if final.is_file() else newest))
+    red = PUBLISHED_SR[("rednet", 2)]
+    what = "Its final weights" if final.is_file() else \
+        f"Its newest checkpoint (step {checkpoint.checkpoint_step(newest):,})"
+    return (f"{what} by the protocol (float32): Set5 {cell(res['Set5'])}, Set14 "
+            f"{cell(res['Set14'])}; the published RED30 x2: {cell(red['Set5'])}, "
+            f"{cell(red['Set14'])}. Measured with `{cmd}`.")
 
 
 def run_starts(run: Path) -> str:
@@ -197,7 +218,7 @@ def main() -> None:
     ap.add_argument("--print", action="store_true", help="print the tables, leave the document")
     args = ap.parse_args()
     blocks = {"shipped": shipped_table(), "recipe": recipe_table(args.recipe),
-              "paper": paper_curve(args.paper)}
+              "paper": paper_block(args.paper)}
     if args.print:
         for lines in blocks.values():
             print("\n".join(lines or ["(no runs)"]) + "\n")

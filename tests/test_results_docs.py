@@ -78,3 +78,30 @@ def test_paper_curve_reads_an_unfinished_run(tmp_path):
         "2026-01-02 10:00:00 run folder r: steps 1500->10000, device cpu, bf16, channels_last\n")
     assert ("Started at step 0 on cpu, fp32, channels_last; resumed at step 1,500 on cpu, bf16, "
             "channels_last. Run folder:") in mod.paper_curve(tmp_path)[5]
+
+
+def test_paper_protocol_scores_the_final_weights_else_the_newest_checkpoint(tmp_path,
+                                                                            monkeypatch):
+    """The block's last line: `densekit sr eval` (float32, Set5 + Set14) of the run's
+    weights.pt once it exists, before that of its newest checkpoint, beside RED30's x2."""
+    mod = sr_results()
+    seen = []
+
+    def evaluate(model, scale, weights):
+        seen.append((model, scale, weights))
+        return {"Set5": (36.51234, 0.95321), "Set14": (32.4, 0.9)}, f"densekit sr eval {weights}"
+
+    monkeypatch.setattr(mod, "evaluate", evaluate)
+    (tmp_path / "checkpoints").mkdir()
+    for step in (1500, 2000):
+        (tmp_path / "checkpoints" / f"step_{step:08d}.pt").write_bytes(b"")
+    line = mod.paper_protocol(tmp_path)
+    newest = str(tmp_path / "checkpoints" / "step_00002000.pt")
+    assert seen == [("hdcn", 2, newest)]
+    assert line.startswith("Its newest checkpoint (step 2,000) by the protocol (float32): "
+                           "Set5 36.51 / 0.9532, Set14 32.40 / 0.9000; the published RED30 x2: "
+                           "37.66 / 0.9599, 32.94 / 0.9144.")
+    assert line.endswith(f"Measured with `densekit sr eval {newest}`.")
+    (tmp_path / "weights.pt").write_bytes(b"")
+    assert mod.paper_protocol(tmp_path).startswith("Its final weights by the protocol")
+    assert seen[-1] == ("hdcn", 2, str(tmp_path / "weights.pt"))
