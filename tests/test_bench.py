@@ -267,6 +267,10 @@ def test_interleaved_times_rotate_the_order_each_round():
     times = interleaved_times(passes, rounds=3, warmup=2)
     assert calls == list("aabbcc") + list("abc") + list("bca") + list("cab")
     assert {n: len(t) for n, t in times.items()} == {"a": 3, "b": 3, "c": 3}
+    calls.clear()
+    times = interleaved_times(passes, rounds=2, warmup=1, settle=1)
+    assert calls == list("abc") + list("aabbcc") + list("bbccaa")
+    assert {n: len(t) for n, t in times.items()} == {"a": 2, "b": 2, "c": 2}
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])

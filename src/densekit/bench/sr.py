@@ -16,6 +16,7 @@ PUBLISHED_SET5_X2 = {m: PUBLISHED_SR[(m, 2)]["Set5"][0] for m in ("bicubic", "sr
                                                                      "rednet")}
 
 SET5 = Path("../shared/data/sr/Set5")
+SETTLE = 1  # untimed passes of a model right before each of its timed passes
 
 
 def bench_sr(sz: dict, device) -> list[dict]:
@@ -25,7 +26,11 @@ def bench_sr(sz: dict, device) -> list[dict]:
     order rotated each round) after ``sr_warmup`` untimed passes each, so that a change of the
     machine's speed during the run touches every model alike; each row gives the median and
     the range over ``sr_rounds`` rounds, and HDCN's row the per-round ratio of its time to
-    VDSR's (``vs_vdsr``: median, min, max) - the robust number for "how much faster".
+    VDSR's (``vs_vdsr``: median, min, max) - the robust number for "how much faster". Within a
+    round each timed pass follows an untimed pass of the same model (``SETTLE``): a pass right
+    after another model's pays for the allocator state that model left behind (HDCN's float32
+    feature maps most: docs/results/benchmarks.md), which a run of one model over tiles or
+    images never does.
 
     On a 16-bit default path a row ``hdcn*`` adds HDCN with ``fp32_features=False`` (its
     feature maps in the 16-bit type too; ``options`` in the row), timed in the same rounds,
@@ -44,7 +49,7 @@ def bench_sr(sz: dict, device) -> list[dict]:
     models = {n: build_sr_model("hdcn", 2, **variants[n]) if n in variants
               else build_sr_model(n, 2) for n in names}
     passes = {n: inference_pass(m, prec, sz["sr_out"]) for n, m in models.items()}
-    times = interleaved_times(passes, sz["sr_rounds"], sz["sr_warmup"], prec.device)
+    times = interleaved_times(passes, sz["sr_rounds"], sz["sr_warmup"], prec.device, SETTLE)
     out = []
     for name in names:
         m, mpx = models[name], passes[name][1]

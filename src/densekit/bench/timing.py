@@ -64,16 +64,18 @@ def inference_ms_per_megapixel(model, prec: Precision, out_size: int, runs: int 
 
 
 def interleaved_times(passes: dict, rounds: int, warmup: int = 1,
-                      device=torch.device("cpu")) -> dict[str, list[float]]:
+                      device=torch.device("cpu"), settle: int = 0) -> dict[str, list[float]]:
     """Wall times (seconds) of each ``passes[name][0]()``, ``rounds`` times, run in rounds of
-    one call each (the order rotated every round) after ``warmup`` untimed calls each."""
+    one call each (the order rotated every round) after ``warmup`` untimed calls each. With
+    ``settle``, each timed call follows that many untimed calls of the same function, so that
+    it does not pay for the memory state the previous function left behind."""
     names = list(passes)
     for name in names:
         time_runs(passes[name][0], 0, warmup, device)
     out = {n: [] for n in names}
     for i in range(rounds):
         for name in names[i % len(names):] + names[:i % len(names)]:
-            out[name] += time_runs(passes[name][0], 1, 0, device)
+            out[name] += time_runs(passes[name][0], 1, settle, device)
     return out
 
 
