@@ -236,13 +236,12 @@ def upscale(image, scale: int = 2, *, model: str = "hdcn", weights=None, tile: i
         raise DensekitError(f"model: unknown SR model {model!r} (known: {', '.join(SR_MODELS)})")
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 0):
         raise DensekitError(f"tile: expected None or an integer >= 0, got {tile!r}")
-    options = tuple(sorted((model_options or {}).items())) \
-        if isinstance(model_options, dict | None) else None
-    try:
+    try:  # the model cache's key: names (str) to hashable values
+        options = tuple(sorted((model_options or {}).items()))
         hash(options)
-    except TypeError:
+    except (AttributeError, TypeError):
         options = None
-    if options is None:
+    if options is None or not all(isinstance(k, str) for k, _ in options):
         raise DensekitError(f"model_options: expected a dict of names to values such as "
                             f"{{'fp32_features': False}}, got {model_options!r}")
     path = _weights_path(model, weights, scale=scale) if weights is not None else None
