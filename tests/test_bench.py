@@ -74,6 +74,8 @@ def test_quick_bench_json(capsys):
         assert r["rounds"] == 2
     v = sr["hdcn"]["vs_vdsr"]
     assert v["pairs"] == 2 and v["min"] <= v["median"] <= v["max"]
+    assert v["of_fastest"] == pytest.approx(sr["hdcn"]["ms_per_megapixel_min"]
+                                            / sr["vdsr"]["ms_per_megapixel_min"])
     assert set(res["data"]) == {"sr", "seg"}
     assert res["compile"] == {"skipped": "--quick"}
     assert len(res["upscale_memory"]["runs"]) == 2

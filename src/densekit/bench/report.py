@@ -114,7 +114,8 @@ def _print_sr(rows: list[dict], p) -> None:
             flops = by[name]["flops_per_pixel"] / by["vdsr"]["flops_per_pixel"]
             label = "HDCN" if name == "hdcn" else "HDCN*"
             p(f"  {label} / VDSR time: {v['median']:.2f}x (range {v['min']:.2f}-{v['max']:.2f} "
-              f"over {v['pairs']} interleaved rounds; FLOPs ratio {flops:.2f}x)")
+              f"over {v['pairs']} interleaved rounds; fastest rounds {v['of_fastest']:.2f}x; "
+              f"FLOPs ratio {flops:.2f}x)")
     if "hdcn*" in by:
         p("  hdcn*: hdcn with fp32_features=false (--model-option): F1 and the skip additions "
           "in the 16-bit type too")
