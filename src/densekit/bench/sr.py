@@ -29,8 +29,8 @@ def bench_sr(sz: dict, device) -> list[dict]:
     VDSR's (``vs_vdsr``: median, min, max) - the robust number for "how much faster" - and the
     ratio of the two models' fastest rounds (``of_fastest``: noise only ever adds). Within a
     round each timed pass follows an untimed pass of the same model (``SETTLE``): a pass right
-    after another model's pays for the allocator state that model left behind (HDCN's float32
-    feature maps most: docs/results/benchmarks.md), which a run of one model over tiles or
+    after another model's pays for the state that model left in memory (HDCN, with its float32
+    feature maps, most: docs/results/benchmarks.md), which a run of one model over tiles or
     images never does.
 
     On a 16-bit default path a row ``hdcn*`` adds HDCN with ``fp32_features=False`` (its
