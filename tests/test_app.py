@@ -5,6 +5,7 @@ gradio is missing). The page in a real browser: test_app_browser.py."""
 
 from __future__ import annotations
 
+import io
 import sys
 
 import numpy as np
@@ -29,7 +30,10 @@ def bad_uploads(tmp_path, photo) -> dict:
     good = tmp_path / "good.png"
     photo.save(good)
     data = good.read_bytes()
+    animation = io.BytesIO()
+    photo.save(animation, "PNG", save_all=True, append_images=[photo.rotate(180)])
     files = {"notes": (b"these are not pixels\n", "not an image"),
+             "animation": (animation.getvalue(), "2 frames (an animation or a multi-page file)"),
              "truncated": (data[: len(data) // 2], "cannot decode"),
              "empty": (b"", "empty file"),
              "bomb": (png_header_bomb(20000, 20000), "too large")}

@@ -1,6 +1,7 @@
 """Bad image input and failing writes for `sr upscale` and `seg predict`: a generated fuzz suite
 (every case works correctly or ends in one line naming the file, never a traceback or a partial
-output file), EXIF orientation, decompression bombs, and a full disk while writing outputs."""
+output file), EXIF orientation, decompression bombs, multi-frame files, and a full disk while
+writing outputs."""
 
 import errno
 import io
@@ -96,7 +97,17 @@ def base_images() -> dict[str, tuple[bytes, tuple[int, int]]]:
         "gif_named.png": (encode(rgb.convert("P"), "GIF"), (w, h)),
         "one_pixel.png": (encode(Image.new("RGB", (1, 1), (200, 30, 60)), "PNG"), (1, 1)),
         "one_column.jpg": (encode(rgb.crop((0, 0, 1, h)), "JPEG"), (1, h)),
+        "camera.mpo.jpg": (encode(rgb, "MPO", save_all=True, append_images=[gray.convert("RGB")]),
+                           (w, h)),  # a camera's multi-picture JPEG: its first picture is the image
     }
+
+
+def multi_frame_images() -> dict[str, bytes]:
+    """name.ext -> bytes of a file of two frames, which is refused, not cut to its first."""
+    a, b = Image.new("RGB", (13, 9), (200, 30, 60)), Image.new("RGB", (13, 9), (20, 90, 160))
+    return {name: encode(a, fmt, save_all=True, append_images=[b]) for name, fmt in
+            [("animated.gif", "GIF"), ("animated.webp", "WEBP"), ("animated.png", "PNG"),
+             ("pages.tif", "TIFF")]}
 
 
 def fuzz_cases() -> list[tuple[str, bytes, tuple[int, int] | None]]:
@@ -122,11 +133,13 @@ def fuzz_cases() -> list[tuple[str, bytes, tuple[int, int] | None]]:
         ("bomb.bmp", huge_bmp(60_000, 60_000), None),
         ("zero_width.png", huge_png(0, 10), None),
     ]
+    cases += [(name, data, None) for name, data in multi_frame_images().items()]
     return cases
 
 
 CASES = fuzz_cases()
 BOMBS = {"bomb.png", "bomb_wide.png", "bomb.bmp"}
+MULTI_FRAME = set(multi_frame_images())
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +184,7 @@ def test_fuzzed_images_through_sr_upscale_and_seg_predict(fuzz_dir, tmp_path):
                                             (out / f"{stem}_overlay.png", 1)], size, out))
         if size is not None:  # intact files of every kind work
             assert got == ["ok", "ok"], (name, res["failed"])
-        if name in BOMBS or name in ("empty.png", "text.png"):
+        if name in BOMBS or name in MULTI_FRAME or name in ("empty.png", "text.png"):
             assert got == ["refused", "refused"], name
         for g in got:
             outcomes[g] += 1
@@ -196,6 +209,16 @@ def test_decompression_bombs_are_refused_before_decoding(fuzz_dir, name):
         read_image(fuzz_dir / name)
 
 
+@pytest.mark.parametrize("name", sorted(MULTI_FRAME))
+def test_multi_frame_files_are_refused_naming_their_frames(fuzz_dir, name):
+    from densekit.data.image_io import image_size
+    from densekit.errors import ImageError
+
+    for read in (read_image, image_size):
+        with pytest.raises(ImageError, match=rf"{name}: 2 frames \(an animation or a multi-page"):
+            read(fuzz_dir / name)
+
+
 def test_exif_orientation_is_honoured(tmp_path):
     arr = np.zeros((4, 6, 3), np.uint8)
     arr[0, 0] = (255, 0, 0)  # stored top-left
@@ -209,7 +232,7 @@ def test_exif_orientation_is_honoured(tmp_path):
 
 @pytest.mark.parametrize("command", ["sr", "seg"])
 def test_cli_bad_files_are_one_line_errors_without_traceback(fuzz_dir, tmp_path, command):
-    bad = ["rgb_flip3.png", "bomb.png", "empty.png", "photo_cut1.jpg", "text.png"]
+    bad = ["rgb_flip3.png", "bomb.png", "empty.png", "photo_cut1.jpg", "text.png", "animated.webp"]
     good = tmp_path / "good.png"
     Image.new("RGB", (40, 24), (90, 140, 30)).save(good)
     out = tmp_path / "out"

@@ -2,9 +2,9 @@
 
 Everything in densekit reads images through :func:`read_image`, which returns a float32 tensor
 (C, H, W) in [0, 1] and the facts needed to write the result back in the same kind
-(grayscale/RGB, alpha, 8/16 bit). Unreadable, truncated or absurdly large files raise
-:class:`~densekit.errors.ImageError` naming the file. Writes are atomic
-(:func:`densekit.io.atomic_write`), so no partial output file is ever left behind.
+(grayscale/RGB, alpha, 8/16 bit). Unreadable, truncated, absurdly large or multi-frame
+(animated, multi-page) files raise :class:`~densekit.errors.ImageError` naming the file. Writes
+are atomic (:func:`densekit.io.atomic_write`), so no partial output file is ever left behind.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from densekit.io import atomic_write, write_above_bars
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_PIXELS = 200_000_000  # refuse decompression bombs larger than this (about 14k x 14k)
+# Formats whose further frames belong to the first (MPO: a camera JPEG's previews or depth map):
+# the first frame is the image. Any other file of several frames is refused, not cut to one.
+SINGLE_PICTURE_FORMATS = ("MPO",)
 
 
 @dataclass
@@ -71,6 +74,13 @@ def open_image(path: Path, load: bool = True) -> Image.Image:
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise ImageError(f"{path}: {w}x{h} pixels is larger than the limit of {MAX_PIXELS}")
+            try:
+                frames = getattr(im, "n_frames", 1)  # reads the headers of every frame
+            except Exception as e:  # a corrupt later frame: any error of the format's plugin
+                raise ImageError(f"{path}: cannot decode image ({e})") from None
+            if frames > 1 and im.format not in SINGLE_PICTURE_FORMATS:
+                raise ImageError(f"{path}: {frames} frames (an animation or a multi-page file); "
+                                 "save the frame to use as an image of its own")
             if load:
                 im.load()
                 ImageOps.exif_transpose(im, in_place=True)  # no copy of an upright image
