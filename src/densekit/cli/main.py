@@ -627,6 +627,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except SystemExit as e:
+        from densekit.engine import distributed
+
+        if isinstance(e.code, int) and e.code > 128 and distributed.World.from_env().size > 1:
+            distributed.exit_now(e.code)  # a torchrun worker's clean stop on a signal
+        raise
     except DensekitError as e:
         print(f"densekit: error: {e}", file=sys.stderr)
         return 2

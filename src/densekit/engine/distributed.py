@@ -14,9 +14,12 @@ path never pays for distribution.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import warnings
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -141,6 +144,24 @@ def all_true(flag: bool) -> bool:
     if size() == 1:
         return bool(flag)
     return int(all_sum(torch.tensor([0 if flag else 1]))) == 0
+
+
+def exit_now(code: int) -> NoReturn:
+    """End this process with ``code`` at once, after flushing Python's streams: for a torchrun
+    worker that has stopped cleanly (checkpoint written, logs closed, process group left). At a
+    normal exit, C++ static destructors after Python's own shutdown sometimes abort the worker
+    that got the signal (SIGABRT, "terminate called without an active exception"), which
+    torchrun reports as a crash of a run that stopped cleanly."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def barrier() -> None:
+    """Wait until every process gets here."""
+    if size() > 1:
+        dist.barrier()
 
 
 def first_signal(signum: int | None) -> int | None:

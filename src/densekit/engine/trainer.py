@@ -337,6 +337,8 @@ class Trainer:
                 if signum is not None and self.step < self.total_steps:
                     stop.signum = signum  # also on a process that got no signal itself
                     path = self.save()
+                    # no process tears the group down while process 0 still writes the checkpoint
+                    distributed.barrier()
                     self.log.info(f"stopped by signal {signum} at step {self.step}; "
                                   f"checkpoint {path}. {resume_hint(self.command)}")
                     raise SystemExit(128 + signum)
