@@ -123,7 +123,7 @@ def run_killing(start_run, args: list[str], out: Path, plan, *, total: int,
         output = log.read_text()
         if i:  # resumed from the newest checkpoint (all of them load: checked below)
             expect = (f"resumed from {ckpt_dir / f'step_{start:08d}.pt'} at step {start}"
-                      if start else "starting from scratch")
+                      if start else "starting at step 0")
             assert expect in output, output
             if plan[i - 1][0].startswith("save"):
                 assert "removed 1 unfinished checkpoint file(s) of a killed run" in output

@@ -236,7 +236,7 @@ class Trainer:
         if resume == "auto":
             path = ckpt.find_resume(self.ckpt_dir)
             if path is None:
-                self.log.info(f"no checkpoint in {self.ckpt_dir}; starting from scratch")
+                self.log.info(f"no checkpoint in {self.ckpt_dir}; starting at step 0")
             return path
         return Path(resume)
 
