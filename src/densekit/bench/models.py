@@ -50,7 +50,7 @@ def bench_models(sz: dict, device, peak: dict, tmp: Path) -> dict:
                 x = torch.rand(1, 3, *sz["seg_infer"])
             prec = task.precision
             times = interleaved_step_times(task, [0] if adv is None else [0, task.p1], runs,
-                                           warmup=1 if is_sr else sz["seg_warmup"])
+                                           warmup=sz["sr_train_warmup"] if is_sr else sz["seg_warmup"])
             row[label] = _train_times(prec, times[0])
             if adv is not None:  # phase 2: A's update, then G's adversarial update
                 adv[label] = _train_times(prec, times[1])

@@ -63,12 +63,13 @@ def _print_models(res: dict, p) -> None:
           f"{df['infer_ms']:>10,.1f} {r['infer_speedup']:>6.2f}x "
           f"{100 * df['infer_peak_fraction']:>5.1f}%")
     runs = {r["default"]["train_runs"] for r in res["models"]}
-    p("(train ms: median of {} steps after warm-up steps (SR 1, seg {}), plain path {}; spread: "
+    p("(train ms: median of {} steps after warm-up steps (SR {}, seg {}), plain path {}; spread: "
       "(max - min) / median of the default path's steps; %peak: achieved FLOP/s of the "
       "default path / measured peak of its precision; FLOPs by densekit's FlopCounter "
       "(torch's FlopCounterMode, grouped-conv backward fixed), training = forward + backward; "
       "ssgan:G = phase-2 step of G + its adversarial network)".format(
-          "/".join(map(str, sorted(runs))), res["sizes"]["seg_warmup"],
+          "/".join(map(str, sorted(runs))), res["sizes"]["sr_train_warmup"],
+          res["sizes"]["seg_warmup"],
           "/".join(map(str, sorted({r["plain"]["train_runs"] for r in res["models"]})))))
     p()
     p("Peers (training step, same batch)")

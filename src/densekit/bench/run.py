@@ -22,7 +22,7 @@ from densekit.errors import DensekitError
 SIZES = {
     # matmul n (largest probed); conv probe (largest batch, channels, side); SR: batch, HR
     # patch (train), HR output side (inference); seg: (N, H, W) train, (H, W) inference;
-    # synthetic CamVid-like images; timed runs: SR models sr_runs after one warm-up step (SR
+    # synthetic CamVid-like images; timed runs: SR models sr_runs after sr_train_warmup steps (SR
     # inference: sr_rounds interleaved rounds after sr_warmup passes each), seg
     # models seg_runs (default path) / plain_runs (plain fp32 path) after seg_warmup steps (the
     # heap takes a few steps to settle); SS-GAN phase-1 and phase-2 steps interleaved;
@@ -31,7 +31,7 @@ SIZES = {
     "full": {"matmul": 2048, "conv_probe": (8, 256, 32), "sr_batch": 16, "sr_patch": 48,
              "sr_out": 512, "sr_rounds": 9, "sr_warmup": 2, "seg": (2, 180, 240),
              "seg_infer": (224, 224),
-             "seg_image": (360, 480), "sr_runs": 5, "seg_runs": 5, "plain_runs": 3,
+             "seg_image": (360, 480), "sr_runs": 15, "sr_train_warmup": 2, "seg_runs": 5, "plain_runs": 3,
              "seg_warmup": 2,
              "upscale_out": ((1920, 1080), (8000, 6000)), "upscale_tile": None,
              "compile": True, "compile_batch": 4, "onnx": True, "set5": True,
@@ -40,7 +40,7 @@ SIZES = {
     "quick": {"matmul": 128, "conv_probe": (2, 32, 8), "sr_batch": 2, "sr_patch": 16,
               "sr_out": 32, "sr_rounds": 2, "sr_warmup": 1, "seg": (2, 32, 32),
               "seg_infer": (32, 32), "seg_image": (40, 48),
-              "sr_runs": 1, "seg_runs": 2, "plain_runs": 1, "seg_warmup": 1,
+              "sr_runs": 1, "sr_train_warmup": 1, "seg_runs": 2, "plain_runs": 1, "seg_warmup": 1,
               "upscale_out": ((64, 48), (128, 96)), "upscale_tile": 16,
               "compile": False, "compile_batch": 2, "onnx": True, "set5": False,
               # FCN-8s' 134M parameters (fc6/fc7) make even a tiny step take seconds
