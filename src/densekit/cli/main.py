@@ -82,6 +82,18 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def _train_parser(subs, help_text: str, task: str, example: str, func) -> None:
+    """``densekit TASK train``: a YAML config, --set overrides, --resume, precision."""
+    t = subs.add_parser("train", help=help_text)
+    t.add_argument("--config", help=f"YAML config (configs/{task}/*.yaml)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help=f"override a config value, e.g. --set {example} (repeatable)")
+    t.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="'auto' (newest valid checkpoint of the run folder) or a checkpoint path")
+    _precision_args(t, train=True)
+    t.set_defaults(func=func)
+
+
 # ---- sr --------------------------------------------------------------------------------------
 def _self_ensemble_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--self-ensemble", action="store_true",
@@ -432,14 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     sr = sub.add_parser("sr", help="super-resolution (HDCN and baselines)")
     srs = sr.add_subparsers(dest="sr_command", required=True)
 
-    t = srs.add_parser("train", help="train an SR model from a YAML config")
-    t.add_argument("--config", help="YAML config (configs/sr/*.yaml)")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.epochs=5 (repeatable)")
-    t.add_argument("--resume", nargs="?", const="auto", default=None,
-                   help="'auto' (newest valid checkpoint of the run folder) or a checkpoint path")
-    _precision_args(t, train=True)
-    t.set_defaults(func=cmd_sr_train)
+    _train_parser(srs, "train an SR model from a YAML config", "sr", "train.epochs=5",
+                  cmd_sr_train)
 
     e = srs.add_parser("eval", help="PSNR/SSIM on folders of HR images (the standard protocol)")
     e.add_argument("--model", default="hdcn", choices=list(SR_MODELS),
@@ -497,14 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sg = sub.add_parser("seg", help="semantic segmentation (SS-GAN adversarial training)")
     sgs = sg.add_subparsers(dest="seg_command", required=True)
-    t = sgs.add_parser("train", help="phase 1 (G alone) then phase 2 (adversarial), resumable")
-    t.add_argument("--config", help="YAML config (configs/seg/*.yaml)")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.phase1_epochs=0 (repeatable)")
-    t.add_argument("--resume", nargs="?", const="auto", default=None,
-                   help="'auto' (newest valid checkpoint of the run folder) or a checkpoint path")
-    _precision_args(t, train=True)
-    t.set_defaults(func=cmd_seg_train)
+    _train_parser(sgs, "phase 1 (G alone) then phase 2 (adversarial), resumable", "seg",
+                  "train.phase1_epochs=0", cmd_seg_train)
     e = sgs.add_parser("eval", help="per-class IoU, mIoU, pixel accuracy on a split")
     e.add_argument("--config", help="the data set settings (default for CamVid weights: "
                                     "CamVid, DIR/SPLIT images and DIR/SPLITannot labels)")
