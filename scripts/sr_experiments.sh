@@ -31,8 +31,9 @@ ready() {  # ready RUN_DIR NEXT_DIR: true when RUN_DIR's weights exist, else say
 
 ship() {  # the shipped HDCN weights. x2 and x4: the 25,000-step schedule, the 30,000-step
   # restarted-lr stage from its weights, then 8,000 steps on the L1 loss. x3: 2,000 steps from
-  # the second-stage x2 weights, the same L1 stage, then 16,000 L1 steps with a restarted lr.
-  # (The same-budget rows of the results table are the 4,000-step runs: same_budget.)
+  # the second-stage x2 weights, then the same L1 stage. x3 and x4 end with 16,000 L1 steps
+  # with a restarted lr. (The same-budget rows of the results table are the 4,000-step runs:
+  # same_budget.)
   for s in 2 4; do
     run runs/sr_long/hdcn_x$s --config configs/sr/hdcn_long.yaml --set model.scale=$s
     ready runs/sr_long/hdcn_x$s runs/sr_ft/hdcn_x$s || continue
@@ -42,15 +43,19 @@ ship() {  # the shipped HDCN weights. x2 and x4: the 25,000-step schedule, the 3
     run runs/sr_l1/hdcn_x$s --config configs/sr/hdcn_l1_finetune.yaml --set model.scale=$s \
       --set train.init_from=runs/sr_ft/hdcn_x$s/weights.pt
   done
-  ready runs/sr_ft/hdcn_x2 runs/sr_x3/from_x2 || return 0
-  run runs/sr_x3/from_x2 --config configs/sr/hdcn_x3_from_x2.yaml \
-    --set train.init_from=runs/sr_ft/hdcn_x2/weights.pt
-  ready runs/sr_x3/from_x2 runs/sr_l1/hdcn_x3 || return 0
-  run runs/sr_l1/hdcn_x3 --config configs/sr/hdcn_l1_finetune.yaml --set model.scale=3 \
-    --set train.init_from=runs/sr_x3/from_x2/weights.pt
-  ready runs/sr_l1/hdcn_x3 runs/sr_x3/l1_long || return 0
-  run runs/sr_x3/l1_long --config configs/sr/hdcn_x3_l1_long.yaml \
-    --set train.init_from=runs/sr_l1/hdcn_x3/weights.pt
+  if ready runs/sr_ft/hdcn_x2 runs/sr_x3/from_x2; then
+    run runs/sr_x3/from_x2 --config configs/sr/hdcn_x3_from_x2.yaml \
+      --set train.init_from=runs/sr_ft/hdcn_x2/weights.pt
+    if ready runs/sr_x3/from_x2 runs/sr_l1/hdcn_x3; then
+      run runs/sr_l1/hdcn_x3 --config configs/sr/hdcn_l1_finetune.yaml --set model.scale=3 \
+        --set train.init_from=runs/sr_x3/from_x2/weights.pt
+    fi
+  fi
+  for s in 3 4; do
+    ready runs/sr_l1/hdcn_x$s runs/sr_l1_long/hdcn_x$s || continue
+    run runs/sr_l1_long/hdcn_x$s --config configs/sr/hdcn_l1_long.yaml --set model.scale=$s \
+      --set train.init_from=runs/sr_l1/hdcn_x$s/weights.pt
+  done
 }
 
 same_budget() {  # HDCN on the baselines' 4,000-step budget (the results table's same-budget rows)
