@@ -27,7 +27,7 @@ from typing import Iterator, Protocol
 import torch
 from tqdm import tqdm
 
-from densekit.config import check
+from densekit.config import check, to_dict
 from densekit.engine import checkpoint as ckpt
 from densekit.engine import distributed, memory
 from densekit.engine.logger import RunLogger, command_message, resume_hint, start_message
@@ -375,3 +375,21 @@ class Trainer:
             return "?"
         procs = f", {distributed.size()} processes" if distributed.size() > 1 else ""
         return f"{p.device.type}, {p.mode}{', channels_last' if p.channels_last else ''}{procs}"
+
+
+def train_task(task: Task, cfg, command: str, resume: str | None = None, *,
+               extra_val_steps: set[int] | None = None) -> dict:
+    """Train ``task`` to its end (or from ``resume``) with the run config ``cfg`` of a task
+    (its ``train`` section: ``iters_per_epoch``, ``val_every_epochs``, ``batch_size``; its
+    ``engine`` section), then leave the process group. ``command`` is logged and stored with the
+    checkpoints; returns the final validation metrics."""
+    t = cfg.train
+    trainer = Trainer(task, cfg.engine, total_steps=task.total_steps,
+                      iters_per_epoch=t.iters_per_epoch,
+                      val_every=t.val_every_epochs * t.iters_per_epoch,
+                      batch_size=t.batch_size, config_dict=to_dict(cfg), command=command,
+                      extra_val_steps=extra_val_steps)
+    try:
+        return trainer.fit(resume)
+    finally:
+        distributed.shutdown()

@@ -18,7 +18,7 @@ from densekit.engine import distributed
 from densekit.engine.checkpoint import atomic_torch_save, load_checkpoint
 from densekit.engine.ema import build_ema
 from densekit.engine.optim import OptimConfig, SchedulerConfig, build_optimizer, build_scheduler
-from densekit.engine.trainer import EngineConfig, Trainer, format_out_dir, setup_engine
+from densekit.engine.trainer import EngineConfig, format_out_dir, setup_engine, train_task
 from densekit.errors import ConfigError, DensekitError
 from densekit.io import write_above_bars
 from densekit.models.sr import SR_MODELS, SR_RUNTIME_OPTIONS, build_sr_model
@@ -326,14 +326,5 @@ def train(config: str | None, overrides: list[str], resume: str | None = None) -
     cfg = load_config(SRConfig, config, overrides)
     cfg.engine.out_dir = format_out_dir(cfg.engine.out_dir, model=cfg.model.name,
                                         scale=cfg.model.scale, seed=cfg.engine.seed)
-    task = SRTask(cfg)
-    t = cfg.train
-    cmd = command_line("densekit sr train", config, overrides)
-    trainer = Trainer(task, cfg.engine, total_steps=task.total_steps,
-                      iters_per_epoch=t.iters_per_epoch,
-                      val_every=t.val_every_epochs * t.iters_per_epoch,
-                      batch_size=t.batch_size, config_dict=to_dict(cfg), command=cmd)
-    try:
-        return trainer.fit(resume)
-    finally:
-        distributed.shutdown()
+    return train_task(SRTask(cfg), cfg, command_line("densekit sr train", config, overrides),
+                      resume)

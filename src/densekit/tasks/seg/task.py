@@ -6,14 +6,14 @@ from pathlib import Path
 
 import torch
 
-from densekit.config import command_line, load_config, to_dict
+from densekit.config import command_line, load_config
 from densekit.data.seg import (IGNORE_INDEX, InMemory, SegStepBatches, build_seg_dataset,
                                check_dataset, enet_weights, median_frequency_weights,
                                sample_mask, train_transforms)
 from densekit.data.stream import batch_stream
 from densekit.engine import distributed
 from densekit.engine.optim import SchedulerConfig, build_optimizer, build_scheduler
-from densekit.engine.trainer import Rollback, Trainer, format_out_dir, setup_engine
+from densekit.engine.trainer import Rollback, format_out_dir, setup_engine, train_task
 from densekit.errors import ConfigError, DensekitError
 from densekit.models.seg import (build_discriminator, discriminator_accuracy, discriminator_loss,
                                  embed_ground_truth, generator_loss)
@@ -262,14 +262,5 @@ def train(config: str | None, overrides: list[str], resume: str | None = None) -
     cfg.engine.out_dir = format_out_dir(cfg.engine.out_dir, model=cfg.model.name.replace(
         "torchvision:", ""), dataset=cfg.data.dataset, seed=cfg.engine.seed)
     task = SegTask(cfg)
-    t = cfg.train
-    cmd = command_line("densekit seg train", config, overrides)
-    trainer = Trainer(task, cfg.engine, total_steps=task.total_steps,
-                      iters_per_epoch=t.iters_per_epoch,
-                      val_every=t.val_every_epochs * t.iters_per_epoch,
-                      batch_size=t.batch_size, config_dict=to_dict(cfg), command=cmd,
-                      extra_val_steps={task.p1} if task.p1 and task.p2 else set())
-    try:
-        return trainer.fit(resume)
-    finally:
-        distributed.shutdown()
+    return train_task(task, cfg, command_line("densekit seg train", config, overrides), resume,
+                      extra_val_steps={task.p1} if task.p1 and task.p2 else None)
