@@ -40,17 +40,18 @@ def bench_models(sz: dict, device, peak: dict, tmp: Path) -> dict:
         for label, path in paths(device).items():
             if is_sr:
                 task = sr_task(name, path, sz, folder, device)
-                net, runs = task.model, sz["sr_runs"]
+                net, runs, warmup = task.model, sz["sr_runs"], sz["sr_train_warmup"]
                 side = sz["sr_out"] // 2
                 x = torch.rand(1, 1, side, side)
             else:
                 task = seg_task(name, path, sz, device, phase2=adv is not None)
                 net = task.G
                 runs = sz["seg_runs"] if label == "default" else sz["plain_runs"]
+                warmup = sz["seg_warmup"]
                 x = torch.rand(1, 3, *sz["seg_infer"])
             prec = task.precision
             times = interleaved_step_times(task, [0] if adv is None else [0, task.p1], runs,
-                                           warmup=sz["sr_train_warmup"] if is_sr else sz["seg_warmup"])
+                                           warmup=warmup)
             row[label] = _train_times(prec, times[0])
             if adv is not None:  # phase 2: A's update, then G's adversarial update
                 adv[label] = _train_times(prec, times[1])
