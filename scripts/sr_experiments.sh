@@ -32,8 +32,8 @@ ready() {  # ready RUN_DIR NEXT_DIR: true when RUN_DIR's weights exist, else say
 ship() {  # the shipped HDCN weights. x2 and x4: the 25,000-step schedule, the 30,000-step
   # restarted-lr stage from its weights, then 8,000 steps on the L1 loss. x3: 2,000 steps from
   # the second-stage x2 weights, then the same L1 stage. x3 and x4 end with 16,000 L1 steps
-  # with a restarted lr. (The same-budget rows of the results table are the 4,000-step runs:
-  # same_budget.)
+  # with a restarted lr, x3 with two such stages. (The same-budget rows of the results table
+  # are the 4,000-step runs: same_budget.)
   for s in 2 4; do
     run runs/sr_long/hdcn_x$s --config configs/sr/hdcn_long.yaml --set model.scale=$s
     ready runs/sr_long/hdcn_x$s runs/sr_ft/hdcn_x$s || continue
@@ -56,6 +56,10 @@ ship() {  # the shipped HDCN weights. x2 and x4: the 25,000-step schedule, the 3
     run runs/sr_l1_long/hdcn_x$s --config configs/sr/hdcn_l1_long.yaml --set model.scale=$s \
       --set train.init_from=runs/sr_l1/hdcn_x$s/weights.pt
   done
+  # x3, still rising at the end of that stage, runs it once more from its weights
+  ready runs/sr_l1_long/hdcn_x3 runs/sr_l1_long2/hdcn_x3 || return 0
+  run runs/sr_l1_long2/hdcn_x3 --config configs/sr/hdcn_l1_long.yaml --set model.scale=3 \
+    --set train.init_from=runs/sr_l1_long/hdcn_x3/weights.pt
 }
 
 same_budget() {  # HDCN on the baselines' 4,000-step budget (the results table's same-budget rows)

@@ -460,9 +460,9 @@ def test_shipped_hdcn_weights_beat_bicubic_on_set5(bicubic_results, scale):
 
 
 
-@pytest.mark.parametrize("scale", [2, 4])
-def test_shipped_hdcn_x2_x4_beat_published_srcnn(scale):
-    """The shipped x2/x4 weights beat the published SRCNN on Set5 and Set14 (PSNR and SSIM),
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_shipped_hdcn_beats_published_srcnn(scale):
+    """The shipped x2/x3/x4 weights beat the published SRCNN on Set5 and Set14 (PSNR and SSIM),
     single pass, fp32, the protocol of `densekit sr eval`."""
     from densekit.tasks.sr import load_sr_model
 
