@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -140,7 +141,8 @@ def recipe_table(folder: Path) -> list[str] | None:
 
 
 def paper_curve(run: Path) -> list[str] | None:
-    """Set5 by step of a (possibly unfinished) paper-schedule run, from its metrics.jsonl."""
+    """Set5 by step of a (possibly unfinished) paper-schedule run, from its metrics.jsonl, with
+    the lr in force and the mean training loss of the logged windows since the previous row."""
     if not (run / "metrics.jsonl").is_file():
         return None
     rows = run_logs.read_rows(run)
@@ -156,11 +158,16 @@ def paper_curve(run: Path) -> list[str] | None:
     batch, patch = t["batch_size"], cfg["data"]["patch_size"]
     total = t["epochs"] * t["iters_per_epoch"]
     lr = {r["step"]: r["lr_model"] for r in train}
-    lines = ["| step | HR pixels seen (millions) | Set5 PSNR / SSIM | lr |", "|---|---|---|---|"]
+    lines = ["| step | HR pixels seen (millions) | Set5 PSNR / SSIM | lr | training loss |",
+             "|---|---|---|---|---|"]
+    before = 0
     for r in val:
         at = max((k for k in lr if k <= r["step"]), default=min(lr))
+        losses = [t["loss"] for t in train if before < t["step"] <= r["step"] and "loss" in t]
+        loss = f"{statistics.fmean(losses):.3e}" if losses else "-"
+        before = r["step"]
         lines.append(f"| {r['step']:,} | {r['step'] * batch * patch * patch / 1e6:,.0f} | "
-                     f"{r['psnr_Set5']:.2f} / {r['ssim_Set5']:.4f} | {lr[at]:.2g} |")
+                     f"{r['psnr_Set5']:.2f} / {r['ssim_Set5']:.4f} | {lr[at]:.2g} | {loss} |")
     last = max(r["step"] for r in train)
     sps = run_logs.seconds_per_step(rows, batch)
     return lines + ["", f"Logged to step {last:,} of {total:,}; a median {sps:.2f} s per step "

@@ -49,14 +49,15 @@ def test_replace_block_keeps_the_rest_and_refuses_a_missing_marker():
 
 
 def test_paper_curve_reads_an_unfinished_run(tmp_path):
-    """Set5 rows by step, the lr in force at each, and the steps left, from metrics.jsonl and
-    the latest checkpoint's config; no table without a checkpoint or validation rows."""
+    """Set5 rows by step, the lr in force at each, the mean training loss since the previous
+    row, and the steps left, from metrics.jsonl and the latest checkpoint's config; no table
+    without a checkpoint or validation rows."""
     import json
 
     import torch
     mod = sr_results()
     assert mod.paper_curve(tmp_path) is None
-    rows = [{"step": s, "split": "train", "loss": 0.1, "lr_model": 1e-3 if s <= 1000 else 5e-4,
+    rows = [{"step": s, "split": "train", "loss": s / 1e4, "lr_model": 1e-3 if s <= 1000 else 5e-4,
              "samples_per_s": 16.0} for s in (500, 1000, 1500, 2000)]
     rows += [{"step": 1000, "split": "val", "psnr_Set5": 35.5, "ssim_Set5": 0.95},
              {"step": 2000, "split": "val", "psnr_Set5": 36.25, "ssim_Set5": 0.955}]
@@ -67,8 +68,8 @@ def test_paper_curve_reads_an_unfinished_run(tmp_path):
            "data": {"patch_size": 64}}
     torch.save({"config": cfg}, tmp_path / "checkpoints" / "step_00002000.pt")
     lines = mod.paper_curve(tmp_path)
-    assert lines[2] == "| 1,000 | 131 | 35.50 / 0.9500 | 0.001 |"
-    assert lines[3] == "| 2,000 | 262 | 36.25 / 0.9550 | 0.0005 |"
+    assert lines[2] == "| 1,000 | 131 | 35.50 / 0.9500 | 0.001 | 7.500e-02 |"
+    assert lines[3] == "| 2,000 | 262 | 36.25 / 0.9550 | 0.0005 | 1.750e-01 |"
     assert "Logged to step 2,000 of 10,000; a median 2.00 s per step" in lines[5]
     assert "the 8,000 steps left are 4.4 hours" in lines[5]
     assert "Started" not in lines[5]  # no log.txt
