@@ -163,7 +163,7 @@ def paper_curve(run: Path) -> list[str] | None:
     before = 0
     for r in val:
         at = max((k for k in lr if k <= r["step"]), default=min(lr))
-        losses = [t["loss"] for t in train if before < t["step"] <= r["step"] and "loss" in t]
+        losses = [w["loss"] for w in train if before < w["step"] <= r["step"] and "loss" in w]
         loss = f"{statistics.fmean(losses):.3e}" if losses else "-"
         before = r["step"]
         lines.append(f"| {r['step']:,} | {r['step'] * batch * patch * patch / 1e6:,.0f} | "
