@@ -10,7 +10,7 @@ to each validation, so a run that was stopped and resumed counts only the time i
 import argparse
 from pathlib import Path
 
-import run_logs
+from densekit.engine.logger import read_metrics
 
 
 def curve(rows: list[dict], batch: int) -> list[dict]:
@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--iters-per-epoch", type=int, default=46)
     a = ap.parse_args()
     print("| step | epoch | training hours | val mIoU % | pixel acc % |\n|---|---|---|---|---|")
-    for p in curve(run_logs.read_rows(a.run), a.batch):
+    for p in curve(read_metrics(a.run), a.batch):
         print(f"| {p['step']:,} | {p['step'] / a.iters_per_epoch:.0f} | {p['hours']:.2f} | "
               f"{100 * p['miou']:.2f} | {100 * p['pixel_acc']:.2f} |")
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from densekit.engine.logger import read_metrics
 from densekit.io import atomic_write_text
 
 import run_logs
@@ -63,7 +64,7 @@ def _config(weights: Path) -> dict:
 
 def seconds_per_step(run: Path) -> float:
     """Median over the logged windows of batch_size / samples_per_s."""
-    return run_logs.seconds_per_step(run_logs.read_rows(run),
+    return run_logs.seconds_per_step(read_metrics(run),
                                      _config(run / "weights.pt")["train"]["batch_size"])
 
 
@@ -95,7 +96,7 @@ def discriminator_table(runs: list[Path], parts: int = 5) -> str:
     over the runs (seeds)."""
     per_run = []
     for run in runs:
-        rows = [r for r in run_logs.read_rows(run) if r["split"] == "train" and "d_loss" in r]
+        rows = [r for r in read_metrics(run) if r["split"] == "train" and "d_loss" in r]
         last = rows[-1]["step"]
         per_run.append([[r for r in rows if k * last / parts < r["step"] <= (k + 1) * last / parts]
                         for k in range(parts)])

@@ -14,6 +14,7 @@ from pathlib import Path
 import run_logs
 import torch
 
+from densekit.engine.logger import read_metrics
 from densekit.models.complexity import count_params, flops_per_pixel
 from densekit.models.sr import build_sr_model
 
@@ -34,7 +35,7 @@ LABEL = {
 
 
 def read_run(run: Path) -> dict:
-    rows = run_logs.read_rows(run)
+    rows = read_metrics(run)
     w = torch.load(run / "weights.pt", map_location="cpu", weights_only=True)
     net = build_sr_model(w["model"], w["scale"], w["channels"], **w["options"])
     cfg = w["meta"]["config"]

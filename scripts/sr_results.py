@@ -110,7 +110,7 @@ def recipe_table(folder: Path) -> list[str] | None:
         cfg = w["meta"]["config"]
         res[n], cmd = evaluate("hdcn", w["scale"], str(folder / n / "weights.pt"))
         seed[n] = cfg["engine"]["seed"]
-        speed[n] = run_logs.seconds_per_step(run_logs.read_rows(folder / n),
+        speed[n] = run_logs.seconds_per_step(logger.read_metrics(folder / n),
                                              cfg["train"]["batch_size"])
     mse = {seed[n]: res[n] for n in ("mse_s0", "mse_s1") if n in res}
 
@@ -145,7 +145,7 @@ def paper_curve(run: Path) -> list[str] | None:
     the lr in force and the mean training loss of the logged windows since the previous row."""
     if not (run / "metrics.jsonl").is_file():
         return None
-    rows = run_logs.read_rows(run)
+    rows = logger.read_metrics(run)
     val = [r for r in rows if r["split"] == "val"]
     train = [r for r in rows if r["split"] == "train"]
     if not val or not train:
@@ -170,10 +170,13 @@ def paper_curve(run: Path) -> list[str] | None:
                      f"{r['psnr_Set5']:.2f} / {r['ssim_Set5']:.4f} | {lr[at]:.2g} | {loss} |")
     last = max(r["step"] for r in train)
     sps = run_logs.seconds_per_step(rows, batch)
-    return lines + ["", f"Logged to step {last:,} of {total:,}; a median {sps:.2f} s per step "
-                    f"(batch {batch} / samples per second of the logged windows), so the "
-                    f"{total - last:,} steps left are {(total - last) * sps / 3600:.1f} hours "
-                    f"at that rate. {run_starts(run)}Run folder: `{run}`."]
+    busy = f"{run_logs.busy_hours(rows, batch):.1f} hours of training"
+    rate = f"a median {sps:.2f} s per step (batch {batch} / samples per second of the logged windows)"
+    where = (f"Finished at step {last:,} after {busy}; {rate}." if last >= total else
+             f"Logged to step {last:,} of {total:,} after {busy}; {rate}, so the "
+             f"{total - last:,} steps left are {(total - last) * sps / 3600:.1f} hours at that "
+             "rate.")
+    return lines + ["", f"{where} {run_starts(run)}Run folder: `{run}`."]
 
 
 def paper_block(run: Path) -> list[str] | None:
@@ -197,13 +200,29 @@ def paper_protocol(run: Path) -> str:
 
 
 def run_starts(run: Path) -> str:
-    """"Started at step 0 on cpu, bf16, channels_last; ... " from the run's log.txt (one entry
-    per start or resume: a resumed run may have moved to other hardware), or ""."""
+    """"Started at step 0 and resumed at steps 800 and 1,500 on cpu, bf16, channels_last; resumed
+    at step 2,000 on cuda, bf16. " from the run's log.txt (every start or resume, grouped while
+    the device stays the same: a resumed run may have moved to other hardware), or ""."""
     log = run / "log.txt"
     starts = logger.run_starts(log.read_text(errors="replace")) if log.is_file() else []
-    if not starts:
-        return ""
-    return "Started " + "; resumed ".join(f"at step {s:,} on {d}" for s, _, d in starts) + ". "
+    groups: list[tuple[str, list[int]]] = []  # consecutive starts on the same device
+    for step, _, device in starts:
+        if groups and groups[-1][0] == device:
+            groups[-1][1].append(step)
+        else:
+            groups.append((device, [step]))
+    parts = []
+    for device, steps in groups:
+        first = not parts
+        resumed = steps[1:] if first else steps
+        said = [f"started at step {steps[0]:,}"] if first else []
+        if resumed:
+            names = [f"{s:,}" for s in resumed]
+            said.append(f"resumed at step{'s' * (len(names) > 1)} " +
+                        (", ".join(names[:-1]) + " and " if len(names) > 1 else "") + names[-1])
+        parts.append(" and ".join(said) + f" on {device}")
+    said = "; ".join(parts)
+    return said[:1].upper() + said[1:] + ". " if parts else ""
 
 
 def replace_block(text: str, key: str, lines: list[str]) -> str:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from densekit.engine.checkpoint import find_resume, list_checkpoints, load_checkpoint
-from densekit.engine.logger import logged_command, run_starts
+from densekit.engine.logger import logged_command, read_metrics, run_starts
 from densekit.errors import DensekitError
 from densekit.tasks.sr import train
 
@@ -52,6 +52,59 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(sr_folder, tmp_pa
     (resumed,) = run_starts((part / "log.txt").read_text())
     assert resumed == (2, 6, start[2])
     assert logged_command((part / "log.txt").read_text()).startswith("densekit sr train")
+
+
+def scalar_curve(tb_dir, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of one TensorBoard scalar as TensorBoard shows it (purged events hidden)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb_dir))
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def test_a_resumed_run_supersedes_what_was_logged_after_its_checkpoint(sr_folder, tmp_path):
+    """A run killed at step 6 whose newest surviving checkpoint is step 2 logged steps 3-6
+    twice: read_metrics and TensorBoard show each step once, as the resumed run logged it,
+    the same curve as the uninterrupted run's; metrics.jsonl itself stays append-only."""
+    sets = {"train.val_every_epochs": 1, "engine.tensorboard": "true"}
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(None, tiny_sr_config(sr_folder, full, **sets))
+    shutil.copytree(full, part)
+    for p in list_checkpoints(part / "checkpoints")[1:]:
+        p.unlink()
+    (part / "weights.pt").unlink()
+    train(None, tiny_sr_config(sr_folder, part, **sets), resume="auto")
+    assert_same_state(weights(full), weights(part))
+
+    def curve(rows):
+        return [(r["split"], r["step"], r.get("loss", r.get("psnr_hr"))) for r in rows]
+
+    assert [r["step"] for r in metrics_rows(part) if r["split"] == "train"] == \
+        [1, 2, 3, 4, 5, 6, 3, 4, 5, 6]  # the file keeps both
+    assert curve(read_metrics(part)) == curve(read_metrics(full)) == curve(metrics_rows(full))
+    assert [r["split"] for r in read_metrics(part)][:3] == ["train", "train", "val"]
+    tb = scalar_curve(part / "tb", "train/loss")
+    assert [s for s, _ in tb] == [1, 2, 3, 4, 5, 6]
+    assert [v for _, v in tb] == [v for _, v in scalar_curve(full / "tb", "train/loss")]
+    # without the purge TensorBoard would keep the interrupted run's events as well
+    assert [s for s, _ in scalar_curve(part / "tb", "val/psnr_hr")] == [2, 4, 6]
+
+
+def test_read_metrics_keeps_the_validation_at_the_checkpoint_and_every_event(tmp_path):
+    """Rolled back from step 5 to the step-4 checkpoint: the step-5 row goes, the validation at
+    step 4 (logged before the checkpoint) and the rollback event stay; a second rollback of
+    the same steps supersedes again."""
+    import json
+
+    rows = [("train", 3, 0.3), ("train", 4, 0.4), ("val", 4, 30.0), ("train", 5, 0.9),
+            ("event", 4, 1.0), ("train", 5, 0.5), ("val", 6, 31.0), ("train", 6, 0.6),
+            ("event", 4, 2.0), ("train", 5, 0.45), ("train", 6, 0.55)]
+    (tmp_path / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": st, "split": sp, "v": v}) + "\n" for sp, st, v in rows))
+    assert [(r["split"], r["step"], r["v"]) for r in read_metrics(tmp_path)] == \
+        [("train", 3, 0.3), ("train", 4, 0.4), ("val", 4, 30.0), ("event", 4, 1.0),
+         ("event", 4, 2.0), ("train", 5, 0.45), ("train", 6, 0.55)]
 
 
 def test_resume_auto_skips_a_truncated_checkpoint(sr_folder, tmp_path):

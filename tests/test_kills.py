@@ -16,6 +16,7 @@ import pytest
 from densekit.cli.main import main
 from densekit.engine.checkpoint import (TEMP_RE, checkpoint_step, list_checkpoints,
                                         load_checkpoint, run_lock)
+from densekit.engine.logger import read_metrics
 from densekit.tasks import seg, sr
 
 from helpers import (assert_same_state, load_state, metrics_rows, set_args, tiny_seg_config,
@@ -155,6 +156,11 @@ def cli(task: str, sets: list[str]) -> list[str]:
     return [task, "train"] + set_args(sets)
 
 
+def losses(rows: list[dict]) -> list[tuple]:
+    """(split, step, loss) of metrics rows."""
+    return [(r["split"], r["step"], r.get("loss")) for r in rows]
+
+
 def assert_same_weights(a: Path, b: Path) -> None:
     """The two run folders' weights.pt are bit-equal."""
     assert_same_state(load_state(a / "weights.pt"), load_state(b / "weights.pt"))
@@ -172,6 +178,9 @@ def test_sr_run_survives_sigkills(sr_folder, tmp_path, forker):
     print(f"\nSR run: {kills} SIGKILLs survived")
     assert kills == 12
     assert_same_weights(ref, out)
+    # the killed runs logged some steps twice; read back, the curve is the uninterrupted one's
+    assert len(metrics_rows(out)) > len(metrics_rows(ref))
+    assert losses(read_metrics(out)) == losses(read_metrics(ref)) == losses(metrics_rows(ref))
 
 
 # ---- SS-GAN ------------------------------------------------------------------------------------

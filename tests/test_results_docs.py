@@ -59,8 +59,8 @@ def test_paper_curve_reads_an_unfinished_run(tmp_path):
     assert mod.paper_curve(tmp_path) is None
     rows = [{"step": s, "split": "train", "loss": s / 1e4, "lr_model": 1e-3 if s <= 1000 else 5e-4,
              "samples_per_s": 16.0} for s in (500, 1000, 1500, 2000)]
-    rows += [{"step": 1000, "split": "val", "psnr_Set5": 35.5, "ssim_Set5": 0.95},
-             {"step": 2000, "split": "val", "psnr_Set5": 36.25, "ssim_Set5": 0.955}]
+    rows.insert(2, {"step": 1000, "split": "val", "psnr_Set5": 35.5, "ssim_Set5": 0.95})
+    rows.append({"step": 2000, "split": "val", "psnr_Set5": 36.25, "ssim_Set5": 0.955})
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     assert mod.paper_curve(tmp_path) is None  # no checkpoint yet
     (tmp_path / "checkpoints").mkdir()
@@ -70,7 +70,8 @@ def test_paper_curve_reads_an_unfinished_run(tmp_path):
     lines = mod.paper_curve(tmp_path)
     assert lines[2] == "| 1,000 | 131 | 35.50 / 0.9500 | 0.001 | 7.500e-02 |"
     assert lines[3] == "| 2,000 | 262 | 36.25 / 0.9550 | 0.0005 | 1.750e-01 |"
-    assert "Logged to step 2,000 of 10,000; a median 2.00 s per step" in lines[5]
+    assert ("Logged to step 2,000 of 10,000 after 1.1 hours of training; a median 2.00 s per "
+            "step") in lines[5]
     assert "the 8,000 steps left are 4.4 hours" in lines[5]
     assert "Started" not in lines[5]  # no log.txt
     (tmp_path / "log.txt").write_text(
@@ -79,6 +80,19 @@ def test_paper_curve_reads_an_unfinished_run(tmp_path):
         "2026-01-02 10:00:00 run folder r: steps 1500->10000, device cpu, bf16, channels_last\n")
     assert ("Started at step 0 on cpu, fp32, channels_last; resumed at step 1,500 on cpu, bf16, "
             "channels_last. Run folder:") in mod.paper_curve(tmp_path)[5]
+    with (tmp_path / "log.txt").open("a") as f:  # consecutive starts on one device: one group
+        for step in (1700, 1900):
+            f.write(f"2026-01-03 10:00:00 run folder r: steps {step}->10000, device cpu, bf16, "
+                    "channels_last\n")
+        f.write("2026-01-04 10:00:00 run folder r: steps 2000->10000, device cuda, bf16\n")
+    assert ("Started at step 0 on cpu, fp32, channels_last; resumed at steps 1,500, 1,700 and "
+            "1,900 on cpu, bf16, channels_last; resumed at step 2,000 on cuda, bf16. Run "
+            "folder:") in mod.paper_curve(tmp_path)[5]
+    cfg["train"]["epochs"] = 2  # the run is at its end
+    torch.save({"config": cfg}, tmp_path / "checkpoints" / "step_00002000.pt")
+    assert mod.paper_curve(tmp_path)[5].startswith(
+        "Finished at step 2,000 after 1.1 hours of training; a median 2.00 s per step (batch 32 "
+        "/ samples per second of the logged windows). Started at step 0 on")
 
 
 def test_paper_protocol_scores_the_final_weights_else_the_newest_checkpoint(tmp_path,

@@ -28,13 +28,31 @@ class RunLogger:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._jsonl = open(self.out_dir / "metrics.jsonl", "a", buffering=1)
         self._text = open(self.out_dir / "log.txt", "a", buffering=1)
-        if tensorboard:
+        self._tensorboard = tensorboard
+        self._purge_step: int | None = None
+
+    def _writer(self):
+        """The TensorBoard writer, opened at the first scalars (after a resume has set the purge
+        step); None without TensorBoard."""
+        if self._tb is None and self._tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(str(self.out_dir / "tb"))
+                self._tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=self._purge_step)
             except ImportError:  # tensorboard not installed: JSONL still has everything
-                self._tb = None
+                self._tensorboard = False
+        return self._tb
+
+    def restart_at(self, step: int) -> None:
+        """The run continues from its step-``step`` checkpoint (a resume or a rollback): what it
+        logged after that step is superseded. TensorBoard hides those events (its purge step);
+        metrics.jsonl stays append-only and :func:`read_metrics` drops them."""
+        if not self.enabled:
+            return
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        self._purge_step = step + 1
 
     def scalars(self, step: int, values: dict, prefix: str = "train") -> None:
         if not self.enabled:
@@ -42,9 +60,9 @@ class RunLogger:
         row = {"step": step, "split": prefix, "time": round(time.time(), 3)}
         row.update({k: float(v) for k, v in values.items()})
         self._jsonl.write(json.dumps(row) + "\n")
-        if self._tb is not None:
+        if (tb := self._writer()) is not None:
             for k, v in values.items():
-                self._tb.add_scalar(f"{prefix}/{k}", float(v), step)
+                tb.add_scalar(f"{prefix}/{k}", float(v), step)
 
     def info(self, message: str) -> None:
         if not self.enabled:
@@ -58,6 +76,27 @@ class RunLogger:
                 f.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def read_metrics(out_dir: str | Path) -> list[dict]:
+    """The rows of a run folder's metrics.jsonl that describe the run as it went on, oldest
+    first. A run resumed or rolled back to its step-c checkpoint logs the steps after c again:
+    each such row supersedes the rows logged before it at a later step, or at its own step in
+    its own split (a validation at step c, logged before the checkpoint, stays). Event rows (a
+    rollback) record what happened and always stay."""
+    kept: list[tuple[int, dict]] = []  # (line, row), sorted by step
+    events: list[tuple[int, dict]] = []
+    lines = (Path(out_dir) / "metrics.jsonl").read_text().splitlines()
+    for i, row in enumerate(json.loads(x) for x in lines if x.strip()):
+        if row["split"] == "event":
+            events.append((i, row))
+            continue
+        j = len(kept)
+        while j and kept[j - 1][1]["step"] >= row["step"]:
+            j -= 1
+        kept[j:] = [k for k in kept[j:] if k[1]["step"] == row["step"] and
+                    k[1]["split"] != row["split"]] + [(i, row)]
+    return [row for _, row in sorted(kept + events, key=lambda k: k[0])]
 
 
 # ---- log.txt lines that are read back ---------------------------------------------------------

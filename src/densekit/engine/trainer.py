@@ -224,6 +224,7 @@ class Trainer:
         path = distributed.from_rank0(lambda: self._resume_path(resume))
         if path is not None:
             self.load_state_dict(ckpt.load_checkpoint(path), path)
+            self.log.restart_at(self.step)
             self.log.info(f"resumed from {path} at step {self.step}")
 
     def _resume_path(self, resume: str | None) -> Path | None:
@@ -363,6 +364,7 @@ class Trainer:
         self._rolled_back_to = ckpt.checkpoint_step(path)
         bad_step = self.step
         self.load_state_dict(ckpt.load_checkpoint(path), path)
+        self.log.restart_at(self.step)
         change = self.task.after_rollback(reason) if hasattr(self.task, "after_rollback") else ""
         self.log.info(f"ROLLBACK {self.rollbacks}/{self.cfg.max_rollbacks}: {reason}; "
                       f"back from step {bad_step} to {self.step} ({path.name})"
