@@ -89,6 +89,12 @@ def test_a_resumed_run_supersedes_what_was_logged_after_its_checkpoint(sr_folder
     assert [v for _, v in tb] == [v for _, v in scalar_curve(full / "tb", "train/loss")]
     # without the purge TensorBoard would keep the interrupted run's events as well
     assert [s for s, _ in scalar_curve(part / "tb", "val/psnr_hr")] == [2, 4, 6]
+    # killed before its first checkpoint: it starts again at step 0
+    early = tmp_path / "early"
+    shutil.copytree(full, early, ignore=shutil.ignore_patterns("checkpoints", "weights.pt"))
+    train(None, tiny_sr_config(sr_folder, early, **sets), resume="auto")
+    assert curve(read_metrics(early)) == curve(read_metrics(full))
+    assert scalar_curve(early / "tb", "train/loss") == scalar_curve(full / "tb", "train/loss")
 
 
 def test_read_metrics_keeps_the_validation_at_the_checkpoint_and_every_event(tmp_path):

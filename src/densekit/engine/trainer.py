@@ -224,8 +224,8 @@ class Trainer:
         path = distributed.from_rank0(lambda: self._resume_path(resume))
         if path is not None:
             self.load_state_dict(ckpt.load_checkpoint(path), path)
-            self.log.restart_at(self.step)
             self.log.info(f"resumed from {path} at step {self.step}")
+        self.log.restart_at(self.step)  # also at step 0: a run killed before its first checkpoint
 
     def _resume_path(self, resume: str | None) -> Path | None:
         if not resume:
