@@ -10,19 +10,15 @@ to each validation, so a run that was stopped and resumed counts only the time i
 import argparse
 from pathlib import Path
 
+import run_logs
+
 from densekit.engine.logger import read_metrics
 
 
 def curve(rows: list[dict], batch: int) -> list[dict]:
-    out, hours, last_step = [], 0.0, 0
-    for r in rows:
-        if r["split"] == "train" and r.get("samples_per_s"):
-            hours += (r["step"] - last_step) * batch / r["samples_per_s"] / 3600
-            last_step = r["step"]
-        elif r["split"] == "val":
-            out.append({"step": r["step"], "hours": hours, "miou": r["miou"],
-                        "pixel_acc": r["pixel_acc"]})
-    return out
+    return [{"step": r["step"], "miou": r["miou"], "pixel_acc": r["pixel_acc"],
+             "hours": run_logs.busy_hours([w for w in rows if w["step"] <= r["step"]], batch)}
+            for r in rows if r["split"] == "val"]
 
 
 def main() -> None:

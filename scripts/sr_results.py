@@ -21,6 +21,7 @@ docs/protocols.md 1); the published numbers come from densekit.metrics.published
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shlex
 import statistics
@@ -205,24 +206,20 @@ def run_starts(run: Path) -> str:
     the device stays the same: a resumed run may have moved to other hardware), or ""."""
     log = run / "log.txt"
     starts = logger.run_starts(log.read_text(errors="replace")) if log.is_file() else []
-    groups: list[tuple[str, list[int]]] = []  # consecutive starts on the same device
-    for step, _, device in starts:
-        if groups and groups[-1][0] == device:
-            groups[-1][1].append(step)
-        else:
-            groups.append((device, [step]))
     parts = []
-    for device, steps in groups:
-        first = not parts
-        resumed = steps[1:] if first else steps
-        said = [f"started at step {steps[0]:,}"] if first else []
-        if resumed:
-            names = [f"{s:,}" for s in resumed]
-            said.append(f"resumed at step{'s' * (len(names) > 1)} " +
-                        (", ".join(names[:-1]) + " and " if len(names) > 1 else "") + names[-1])
+    for i, (device, group) in enumerate(itertools.groupby(starts, key=lambda s: s[2])):
+        steps = [f"{s:,}" for s, _, _ in group]  # consecutive starts on the same device
+        said = [f"started at step {steps.pop(0)}"] if i == 0 else []
+        if steps:
+            said.append(f"resumed at step{'s' * (len(steps) > 1)} " + and_list(steps))
         parts.append(" and ".join(said) + f" on {device}")
-    said = "; ".join(parts)
-    return said[:1].upper() + said[1:] + ". " if parts else ""
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + ". " if parts else ""
+
+
+def and_list(names: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
 
 
 def replace_block(text: str, key: str, lines: list[str]) -> str:
