@@ -31,8 +31,8 @@ ready() {  # ready RUN_DIR NEXT_DIR: true when RUN_DIR's weights exist, else say
 
 ship() {  # the shipped HDCN weights. x2 and x4: the 25,000-step schedule, the 30,000-step
   # restarted-lr stage from its weights, then 8,000 steps on the L1 loss. x3: 2,000 steps from
-  # the second-stage x2 weights, then the same L1 stage. x3 and x4 end with 16,000 L1 steps
-  # with a restarted lr, x3 with two such stages. (The same-budget rows of the results table
+  # the second-stage x2 weights, then the same L1 stage. All three end with 16,000 L1 steps
+  # with a restarted lr, x3 with three such stages. (The same-budget rows of the results table
   # are the 4,000-step runs: same_budget.)
   for s in 2 4; do
     run runs/sr_long/hdcn_x$s --config configs/sr/hdcn_long.yaml --set model.scale=$s
@@ -51,15 +51,19 @@ ship() {  # the shipped HDCN weights. x2 and x4: the 25,000-step schedule, the 3
         --set train.init_from=runs/sr_x3/from_x2/weights.pt
     fi
   fi
-  for s in 3 4; do
+  for s in 2 3 4; do
     ready runs/sr_l1/hdcn_x$s runs/sr_l1_long/hdcn_x$s || continue
     run runs/sr_l1_long/hdcn_x$s --config configs/sr/hdcn_l1_long.yaml --set model.scale=$s \
       --set train.init_from=runs/sr_l1/hdcn_x$s/weights.pt
   done
-  # x3, still rising at the end of that stage, runs it once more from its weights
-  ready runs/sr_l1_long/hdcn_x3 runs/sr_l1_long2/hdcn_x3 || return 0
-  run runs/sr_l1_long2/hdcn_x3 --config configs/sr/hdcn_l1_long.yaml --set model.scale=3 \
-    --set train.init_from=runs/sr_l1_long/hdcn_x3/weights.pt
+  # x3, still rising at the end of each such stage, runs it twice more from its weights
+  local prev=runs/sr_l1_long/hdcn_x3 next
+  for next in runs/sr_l1_long2/hdcn_x3 runs/sr_l1_long3/hdcn_x3; do
+    ready $prev $next || return 0
+    run $next --config configs/sr/hdcn_l1_long.yaml --set model.scale=3 \
+      --set train.init_from=$prev/weights.pt
+    prev=$next
+  done
 }
 
 same_budget() {  # HDCN on the baselines' 4,000-step budget (the results table's same-budget rows)
