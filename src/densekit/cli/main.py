@@ -139,18 +139,24 @@ def cmd_sr_train(args) -> int:
 def cmd_sr_eval(args) -> int:
     from densekit.tasks.sr_eval import evaluate_folder
 
+    from densekit.data.degrade import format_degrade, parse_degrade
+
+    degrade = parse_degrade(args.degrade)
     model, prec = _sr_model(args)
     rows = []
     for folder in args.data:
         r = evaluate_folder(model, folder, args.scale, device=prec.device,
-                            autocast=prec.autocast, self_ensemble=args.self_ensemble)
+                            autocast=prec.autocast, self_ensemble=args.self_ensemble,
+                            degrade=degrade)
         r = {k: r[k] for k in ("dataset", "model", "scale", "psnr", "ssim", "images", "seconds")}
         r["model"] = args.model
         r["self_ensemble"] = args.self_ensemble
+        r["degrade"] = format_degrade(degrade)
         rows.append(r)
         if not args.json:
             name = args.model + ("+" if args.self_ensemble else "")
-            print(f"{r['dataset']:<12} {name:<8} x{args.scale}  PSNR {r['psnr']:.2f} dB  "
+            deg = f"  [{r['degrade']}]" if degrade else ""
+            print(f"{r['dataset'] + deg:<12} {name:<8} x{args.scale}  PSNR {r['psnr']:.2f} dB  "
                   f"SSIM {r['ssim']:.4f}  ({r['images']} images, {r['seconds']:.1f} s)")
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -457,6 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(default for hdcn: the shipped weights)")
     e.add_argument("--json", action="store_true",
                    help="print a JSON list, one object per folder")
+    e.add_argument("--degrade", metavar="SPEC",
+                   help="degrade each LR image after the bicubic downscale, as a photo is: "
+                        "jpeg:Q (save as JPEG of quality Q, 1-100, and decode), noise:SIGMA "
+                        "(Gaussian, SIGMA 8-bit levels, seeded by the file name); "
+                        "comma-separated to chain, in order (e.g. noise:5,jpeg:70)")
     _self_ensemble_arg(e)
     _model_option_arg(e)
     _precision_args(e)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from densekit.data.degrade import DegradeConfig, degrade_batch, draw_degradations, gaussian_blur
 from densekit.data.image_io import list_images, read_image
 from densekit.data.stream import step_generator
 from densekit.errors import DensekitError
@@ -73,12 +74,19 @@ class SRPatchBatches(Dataset):
     Each sample is a random HR crop in one of the 8 rotations/flips (``augment``). With
     ``resize_range`` (lo, hi) below 1 the crop comes from the image downscaled by a factor drawn
     from [lo, hi] per sample (LapSRN's augmentation): a region of side patch / factor, resized
-    to the patch with MATLAB bicubic and rounded to 8-bit levels, then degraded like any other."""
+    to the patch with MATLAB bicubic and rounded to 8-bit levels, then degraded like any other.
+
+    With an active ``degrade`` (:class:`~densekit.data.degrade.DegradeConfig`) the LR patch is
+    made from the RGB crop (blurred, downscaled, noised, stored as 8 bits, JPEG-compressed, as
+    drawn per sample after the crops) and a Y model gets its luminance; without, the LR patch
+    is the evaluation protocol's, bicubic of the rounded Y."""
 
     def __init__(self, folders: list[str], *, scale: int, patch_size: int, batch_size: int,
                  channels: int = 1, augment: bool = True, seed: int = 0, total_steps: int = 0,
-                 slots: range | None = None, resize_range: tuple[float, float] = (1.0, 1.0)):
+                 slots: range | None = None, resize_range: tuple[float, float] = (1.0, 1.0),
+                 degrade: DegradeConfig | None = None):
         self.scale = scale
+        self.degrade = degrade if degrade is not None and degrade.active else None
         self.resize_range = tuple(resize_range)
         self.hr_size = scale * (patch_size // scale)  # HR patch must be a multiple of the scale
         self.batch_size = batch_size
@@ -114,16 +122,26 @@ class SRPatchBatches(Dataset):
             x = int(torch.randint(w - q + 1, (1,), generator=g))
             k = int(torch.randint(8, (1,), generator=g)) if self.augment else 0
             crops.append((img, y, x, q, k))
+        params = draw_degradations(self.degrade, self.batch_size, g) if self.degrade else None
         lrs, hrs = [], []
-        for img, y, x, q, k in (crops[i] for i in self.slots):
+        for i in self.slots:
+            img, y, x, q, k = crops[i]
             hr = img[:, y:y + q, x:x + q].to(torch.float64) / 255
             if q != p:  # a downscaled copy of the image, as an 8-bit image would be stored
                 hr = round_uint8(imresize(hr, size=(p, p)))
             hr = dihedral(hr, k)
-            # exactly as the evaluation protocol: rounded Y (or RGB), then unrounded bicubic LR
-            hr = ground_truth_y(hr) if self.channels == 1 else to_model_channels(hr, 3)
+            if params is None:
+                # exactly as the evaluation protocol: rounded Y (or RGB), then unrounded bicubic
+                hr = ground_truth_y(hr) if self.channels == 1 else to_model_channels(hr, 3)
+                lr = make_lr(hr, self.scale)
+            else:
+                sample = {key: v[i:i + 1] for key, v in params.items()}
+                blurred = gaussian_blur(hr[None], sample["blur"])[0] if sample["blur"] > 0 else hr
+                lr = degrade_batch(make_lr(blurred, self.scale)[None], sample, g)[0]
+                lr = to_model_channels(lr, self.channels)
+                hr = ground_truth_y(hr) if self.channels == 1 else to_model_channels(hr, 3)
             hrs.append(hr.float())
-            lrs.append(make_lr(hr, self.scale).float())
+            lrs.append(lr.float())
         return torch.stack(lrs), torch.stack(hrs)
 
 

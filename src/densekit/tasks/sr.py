@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from densekit.config import check, command_line, load_config, to_dict
+from densekit.data.degrade import DegradeConfig, parse_degrade
 from densekit.data.sr import SRPatchBatches, check_folders
 from densekit.data.stream import batch_stream
 from densekit.engine import distributed
@@ -42,9 +43,13 @@ class SRDataConfig:
     patch_size: int = check(64, min=8, help="HR crop size (rounded down to a multiple of scale)")
     augment: bool = True
     resize_range: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    degrade: DegradeConfig = field(default_factory=DegradeConfig)
+    val_degrade: str = check("", help="degrade the validation images' LR as 'densekit sr eval "
+                                      "--degrade' does, e.g. jpeg:70 ('' = the clean protocol)")
     workers: int = check(1, min=0)
 
     def validate(self):
+        parse_degrade(self.val_degrade, "val_degrade", ConfigError)
         r = self.resize_range
         if len(r) != 2 or not 0 < r[0] <= r[1] <= 1:
             raise ConfigError(f"resize_range: expected [lo, hi] with 0 < lo <= hi <= 1 (the "
@@ -248,7 +253,7 @@ class SRTask:
                                    batch_size=t.batch_size, channels=m.channels,
                                    augment=cfg.data.augment, seed=cfg.engine.seed,
                                    resize_range=cfg.data.resize_range,
-                                   total_steps=self.total_steps,
+                                   degrade=cfg.data.degrade, total_steps=self.total_steps,
                                    slots=distributed.shard_slots(t.batch_size))
 
     def batches(self, start_step: int):
@@ -281,9 +286,11 @@ class SRTask:
         model = self.result_model()
         model.eval()
         out = {}
+        degrade = parse_degrade(self.cfg.data.val_degrade)
         for folder in self.cfg.data.val:
             r = evaluate_folder(model, folder, self.cfg.model.scale,
-                                device=self.precision.device, autocast=self.precision.autocast)
+                                device=self.precision.device, autocast=self.precision.autocast,
+                                degrade=degrade)
             out[f"psnr_{r['dataset']}"] = r["psnr"]
             out[f"ssim_{r['dataset']}"] = r["ssim"]
         self.model.train()

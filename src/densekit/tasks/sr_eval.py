@@ -27,6 +27,12 @@ Steps 2 and 3 (:func:`~densekit.data.sr.ground_truth_y`, :func:`~densekit.data.s
 in :mod:`densekit.data.sr`, whose training batches are made the same way.
 
 Everything is computed in float64 except the model, which runs in float32 (or under autocast).
+
+Degraded inputs (``degrade``, ``densekit sr eval --degrade jpeg:70``): step 3 is followed by
+storing the LR image as 8 bits and degrading it once with :func:`densekit.data.degrade.degrade_lr`
+(Gaussian noise seeded by the file name, JPEG through libjpeg with 4:2:0 chroma). The LR is then
+made from the RGB image (a photo is compressed in colour), and a Y model gets the luminance of
+the degraded RGB image; the ground truth is the same as without ``degrade``.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from densekit.data.degrade import degrade_lr
 from densekit.data.image_io import list_images, read_image
 from densekit.data.sr import ground_truth_y, make_lr
 from densekit.errors import DensekitError
@@ -97,18 +104,25 @@ def _autocast_ctx(autocast: Any):
     raise TypeError("autocast must be a context manager or a callable returning one")
 
 
-def protocol_lr(hr: Tensor, scale: int, channels: int) -> Tensor:
+def protocol_lr(hr: Tensor, scale: int, channels: int, degrade: list | None = None,
+                key: str = "") -> Tensor:
     """The LR input of the protocol in a model's channels, from a modcropped HR (C, H, W) image.
 
     1-channel (Y) model: ``make_lr`` of ``ground_truth_y`` (the uint8-rounded Y of the HR
     image, as SRCNN's ``demo_SR.m`` takes ``rgb2ycbcr`` of the uint8 image before resizing).
     3-channel model: ``make_lr`` of the image as it is (a gray image stays 1-channel, so that
     :func:`super_resolve` knows to replicate it and to measure the gray result).
+
+    ``degrade`` (the steps of :func:`densekit.data.degrade.parse_degrade`): ``make_lr`` of the
+    image as it is, stored as 8 bits and degraded (noise seeded by ``key``); the image's channels
+    are kept, :func:`super_resolve` takes a Y model's luminance.
     """
+    if channels not in (1, 3):
+        raise ValueError(f"model channels must be 1 (Y) or 3 (RGB), got {channels}")
+    if degrade:
+        return degrade_lr(make_lr(hr, scale), degrade, key)
     if channels == 1:
         return make_lr(ground_truth_y(hr), scale)
-    if channels != 3:
-        raise ValueError(f"model channels must be 1 (Y) or 3 (RGB), got {channels}")
     return make_lr(hr, scale)
 
 
@@ -169,10 +183,13 @@ def evaluate_image(
     device: str | torch.device | None = None,
     autocast: Any = None,
     self_ensemble: bool = False,
+    degrade: list | None = None,
+    key: str = "",
 ) -> dict:
-    """Evaluate one modcropped HR image (float64 (C, H, W) at uint8 levels) with the protocol.
-    Returns ``{"psnr", "ssim", "seconds"}`` (seconds: model time)."""
-    lr = protocol_lr(hr, scale, int(getattr(model, "channels", 1)))
+    """Evaluate one modcropped HR image (float64 (C, H, W) at uint8 levels) with the protocol
+    (``degrade``, ``key``: see :func:`protocol_lr`). Returns ``{"psnr", "ssim", "seconds"}``
+    (seconds: model time)."""
+    lr = protocol_lr(hr, scale, int(getattr(model, "channels", 1)), degrade, key)
     dev = torch.device(device) if device is not None else _model_device(model)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -194,6 +211,7 @@ def evaluate_folder(
     device: str | torch.device = "cpu",
     autocast: Any = None,
     self_ensemble: bool = False,
+    degrade: list | None = None,
 ) -> dict:
     """Evaluate ``model`` (the common SR interface) on every image of ``folder`` at ``scale``.
 
@@ -202,7 +220,8 @@ def evaluate_folder(
     module), ``seconds`` is the wall time of the whole evaluation and ``per_image`` lists
     ``{"image", "psnr", "ssim", "seconds"}`` (seconds: model time) per file, sorted by name.
     The model is moved to ``device`` and put in eval mode; ``self_ensemble`` averages it over
-    the 8 flips/rotations of each input (see :func:`super_resolve`).
+    the 8 flips/rotations of each input (see :func:`super_resolve`); ``degrade`` degrades each
+    LR image (:func:`protocol_lr`, the noise seeded by the file name).
     """
     folder = Path(folder)
     scale = int(scale)
@@ -222,7 +241,7 @@ def evaluate_folder(
             hr = load_hr(path, scale)
             try:
                 r = evaluate_image(model, hr, scale, device=dev, autocast=autocast,
-                                   self_ensemble=self_ensemble)
+                                   self_ensemble=self_ensemble, degrade=degrade, key=path.name)
             except ValueError as e:  # e.g. too small to shave / for the SSIM window
                 raise DensekitError(f"{path}: {e}") from None
             per_image.append({"image": path.name, **r})
