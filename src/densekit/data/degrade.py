@@ -21,6 +21,7 @@ import io
 import math
 import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from densekit.config import check
 from densekit.errors import ConfigError, DensekitError
 
 __all__ = ["DegradeConfig", "parse_degrade", "format_degrade", "degrade_lr", "jpeg",
-           "gaussian_noise", "poisson_noise", "gaussian_blur", "to_uint8_levels"]
+           "jpeg_quality", "gaussian_noise", "poisson_noise", "gaussian_blur", "to_uint8_levels"]
 
 
 def to_uint8_levels(x: Tensor) -> Tensor:
@@ -124,8 +125,9 @@ class DegradeConfig:
 
 def draw_degradations(cfg: DegradeConfig, n: int, g: torch.Generator) -> dict[str, Tensor]:
     """The degradation parameters of ``n`` samples: blur sigma, noise sigma, Poisson peak (0 =
-    off) and JPEG quality (0 = off), each a tensor of ``n``. Every draw is made for every
-    sample, so one sample's parameters do not depend on another's."""
+    off), JPEG quality (0 = off) and the seed of the sample's noise, each a tensor of ``n``.
+    Every draw is made for every sample, so one sample's degradation does not depend on
+    another's (nor on which samples a process of a distributed run makes)."""
 
     def pick(prob: float, lo: float, hi: float, log: bool = False) -> Tensor:
         on = torch.rand(n, generator=g, dtype=torch.float64) < prob
@@ -139,21 +141,21 @@ def draw_degradations(cfg: DegradeConfig, n: int, g: torch.Generator) -> dict[st
     return {"blur": pick(cfg.blur_prob, *cfg.blur_sigma),
             "noise": pick(cfg.noise_prob, *cfg.noise_sigma),
             "peak": pick(cfg.poisson_prob, *cfg.poisson_peak, log=True),
-            "quality": torch.where(quality > 0, torch.round(quality).clamp(1, 100), 0.0)}
+            "quality": torch.where(quality > 0, torch.round(quality).clamp(1, 100), 0.0),
+            "seed": torch.randint(1 << 62, (n,), generator=g)}
 
 
-def degrade_batch(lr: Tensor, params: dict[str, Tensor], g: torch.Generator) -> Tensor:
-    """Noise, 8-bit rounding and JPEG of a (N, C, h, w) LR batch in [0, 1] by the parameters of
-    :func:`draw_degradations` (blur is applied to the HR crops before the downscale)."""
-    noise, peak, quality = params["noise"], params["peak"], params["quality"]
-    if bool((noise > 0).any()):
-        lr = torch.where((noise > 0)[:, None, None, None],
-                         gaussian_noise(lr, noise, g), lr)
-    if bool((peak > 0).any()):
-        lr = torch.where((peak > 0)[:, None, None, None],
-                         poisson_noise(lr, peak.clamp_min(1), g), lr)
+def degrade_sample(lr: Tensor, params: dict[str, float]) -> Tensor:
+    """Noise, 8-bit rounding and JPEG of one (C, h, w) LR image in [0, 1] by one sample's
+    parameters of :func:`draw_degradations` (blur is applied to the HR crop before the
+    downscale); the noise comes from the sample's own seed."""
+    g = torch.Generator().manual_seed(int(params["seed"]))
+    if params["noise"] > 0:
+        lr = gaussian_noise(lr, params["noise"], g)
+    if params["peak"] > 0:
+        lr = poisson_noise(lr, params["peak"], g)
     lr = to_uint8_levels(lr)
-    return torch.stack([jpeg(x, int(q)) if q > 0 else x for x, q in zip(lr, quality.tolist())])
+    return jpeg(lr, int(params["quality"])) if params["quality"] > 0 else lr
 
 
 # ---- evaluation --------------------------------------------------------------------------------
@@ -197,13 +199,41 @@ def format_degrade(steps: list[tuple[str, float]]) -> str:
 def degrade_lr(lr: Tensor, steps: list[tuple[str, float]], key: str = "") -> Tensor:
     """The protocol's LR image (C, h, w) in [0, 1] stored as 8-bit and degraded by ``steps``
     (:func:`parse_degrade`), each once, in order; the noise is seeded by ``key`` (the image's
-    name) and the steps, so an image gets the same pixels in every run. Returns float64 at
-    8-bit levels."""
+    name) and its sigma, so an image gets the same pixels in every run (and "noise:5,jpeg:70"
+    is "noise:5" saved as JPEG). Returns float64 at 8-bit levels."""
     x = to_uint8_levels(lr.to(torch.float64))
     for kind, value in steps:
         if kind == "noise":
-            seed = zlib.crc32(f"{key}|{format_degrade(steps)}".encode())
+            seed = zlib.crc32(f"{key}|{format_degrade([(kind, value)])}".encode())
             x = to_uint8_levels(gaussian_noise(x, value, torch.Generator().manual_seed(seed)))
         else:
             x = jpeg(x, int(value)).to(torch.float64)
     return x
+
+
+# ---- what a file says about its compression ---------------------------------------------------
+@lru_cache(maxsize=1)
+def _ijg_luma_tables() -> np.ndarray:
+    """(100, 64) the luminance quantisation table libjpeg writes at each quality 1..100, in the
+    order PIL reports a file's tables (read back from PIL's own encoder)."""
+    tables = []
+    for q in range(1, 101):
+        buf = io.BytesIO()
+        Image.new("L", (8, 8)).save(buf, format="JPEG", quality=q)
+        tables.append(list(Image.open(io.BytesIO(buf.getvalue())).quantization[0]))
+    return np.asarray(tables, dtype=np.float64)
+
+
+def jpeg_quality(image: Image.Image) -> int | None:
+    """The quality (1-100) a JPEG image was most likely saved with, estimated from its
+    luminance quantisation table: the libjpeg quality whose table is nearest (sum of absolute
+    differences). Cameras and editors that write their own tables get the nearest libjpeg
+    quality. None for an image that was not read from a JPEG file (PIL keeps the tables of an
+    opened JPEG, also after ``ImageOps.exif_transpose(im, in_place=True)``)."""
+    tables = getattr(image, "quantization", None)
+    if getattr(image, "format", None) not in ("JPEG", "MPO") or not tables or 0 not in tables:
+        return None
+    luma = np.asarray(list(tables[0]), dtype=np.float64)
+    if luma.shape != (64,):
+        return None
+    return int(np.abs(_ijg_luma_tables() - luma).sum(1).argmin()) + 1

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from densekit.data.degrade import DegradeConfig, degrade_batch, draw_degradations, gaussian_blur
+from densekit.data.degrade import DegradeConfig, degrade_sample, draw_degradations, gaussian_blur
 from densekit.data.image_io import list_images, read_image
 from densekit.data.stream import step_generator
 from densekit.errors import DensekitError
@@ -135,9 +135,10 @@ class SRPatchBatches(Dataset):
                 hr = ground_truth_y(hr) if self.channels == 1 else to_model_channels(hr, 3)
                 lr = make_lr(hr, self.scale)
             else:
-                sample = {key: v[i:i + 1] for key, v in params.items()}
-                blurred = gaussian_blur(hr[None], sample["blur"])[0] if sample["blur"] > 0 else hr
-                lr = degrade_batch(make_lr(blurred, self.scale)[None], sample, g)[0]
+                sample = {key: v[i].item() for key, v in params.items()}
+                blur = sample["blur"]
+                blurred = gaussian_blur(hr[None], torch.tensor([blur]))[0] if blur > 0 else hr
+                lr = degrade_sample(make_lr(blurred, self.scale), sample)
                 lr = to_model_channels(lr, self.channels)
                 hr = ground_truth_y(hr) if self.channels == 1 else to_model_channels(hr, 3)
             hrs.append(hr.float())
