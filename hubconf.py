@@ -2,8 +2,9 @@
 
     model = torch.hub.load("path/to/densekit", "hdcn", source="local", scale=2, pretrained=True)
 
-``pretrained=True`` loads the weights shipped in the package (SR: at ``scale``; segmentation:
-the CamVid model where one ships); ``pretrained=False`` builds the model with random weights
+``pretrained=True`` loads the weights shipped in the package (SR: at ``scale``; ``hdcn_real``:
+HDCN's real-photo weights, for JPEG and noisy photos, at x2 and x4; segmentation: the CamVid
+model where one ships); ``pretrained=False`` builds the model with random weights
 (segmentation models then need ``num_classes``). Other keyword arguments go to the builder
 (see ``densekit.create_model``).
 """
@@ -31,6 +32,15 @@ def _entry(name: str, doc: str):
 
 
 hdcn = _entry("hdcn", "HDCN super-resolution (scale=2, 3 or 4).")
+
+
+def hdcn_real(pretrained: bool = False, scale: int = 2, **options):
+    """HDCN with its real-photo weights (trained on blurred, noisy, JPEG-compressed inputs;
+    scale=2 or 4). ``pretrained=False``: random weights, as ``hdcn``."""
+    weights = f"hdcn_real_x{scale}" if pretrained else None
+    return _create_model("hdcn", weights=weights, scale=scale, **options)
+
+
 srcnn = _entry("srcnn", "SRCNN super-resolution (scale=2, 3 or 4).")
 vdsr = _entry("vdsr", "VDSR super-resolution (scale=2, 3 or 4).")
 rednet = _entry("rednet", "RED30 super-resolution (scale=2, 3 or 4).")

@@ -38,12 +38,12 @@ import yaml
 from densekit.bench import machine_threads, time_runs
 from densekit.config import build, to_dict
 from densekit.data.image_io import image_size
-from densekit.data.seg import IMAGENET_MEAN, IMAGENET_STD, build_seg_dataset
+from densekit.data.seg import IMAGENET_MEAN, IMAGENET_STD
 from densekit.engine import logger
 from densekit.engine.precision import Precision, resolve_device, resolve_precision
 from densekit.errors import DensekitError
 from densekit.tasks.seg import (SegConfig, SegDataConfig, SegModelConfig, build_generator,
-                                dataset_kwargs, read_seg_weights, write_seg_weights)
+                                read_seg_weights, split_dataset, write_seg_weights)
 from densekit.tasks.seg_eval import evaluate_weights, normalize, predict_logits
 
 
@@ -160,8 +160,7 @@ def ship(args) -> dict:
     dcfg = build(SegDataConfig, (state.get("config") or {}).get("data", {"dataset":
                                                                            state["dataset"]}))
     split = args.split or dcfg.val_split
-    dataset = build_seg_dataset(state["dataset"], args.data or dcfg.root, split,
-                                **dataset_kwargs(dcfg))
+    dataset = split_dataset(dcfg, split, args.data)  # a data.val_groups run: its held-out groups
     device = resolve_device(args.device)
     prec = Precision(device, resolve_precision(args.precision, device), channels_last=True)
     kwargs = dict(dataset_name=state["dataset"], split=split, device=prec.device,

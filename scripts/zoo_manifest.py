@@ -45,16 +45,32 @@ def run_json(args: list[str]):
     return json.loads(res.stdout), "densekit " + shlex.join(args)
 
 
-def sr_record(name: str, state: dict, data: str) -> dict:
+# the input the real-photo weights are measured on: LR images saved as JPEG of this quality
+REAL_PHOTO_EVAL = "jpeg:70"
+
+
+def degradation(state: dict) -> str:
+    """"real" for weights trained with data.degrade (any probability above 0), else
+    "bicubic"."""
+    degrade = ((state.get("meta") or {}).get("config") or {}).get("data", {}).get("degrade", {})
+    return "real" if any(v > 0 for k, v in degrade.items() if k.endswith("_prob")) else "bicubic"
+
+
+def sr_record(name: str, state: dict, data: str, path: Path) -> dict:
     model, scale = state["model"], state["scale"]
     net = build_sr_model(model, scale, state["channels"], **state["options"])
-    rows, command = run_json(["sr", "eval", "--model", model, "--scale", str(scale),
-                              "--data", f"{data}/Set5", "--data", f"{data}/Set14",
-                              "--precision", "fp32", "--json"])
+    kind = degradation(state)
+    args = ["sr", "eval", "--model", model, "--scale", str(scale),
+            "--data", f"{data}/Set5", "--data", f"{data}/Set14", "--precision", "fp32", "--json"]
+    if kind == "real":
+        args += ["--weights", str(path.relative_to(ROOT)), "--degrade", REAL_PHOTO_EVAL]
+    rows, command = run_json(args)
+    suffix = f" {REAL_PHOTO_EVAL}" if kind == "real" else ""
     return {"task": "sr", "model": model, "scale": scale, "channels": state["channels"],
+            "degradation": kind,
             "params": count_params(net), "flops_per_pixel": flops_per_pixel(net, (48, 48)),
-            "metrics": {r["dataset"]: {"psnr": round(r["psnr"], 4), "ssim": round(r["ssim"], 5)}
-                        for r in rows},
+            "metrics": {r["dataset"] + suffix: {"psnr": round(r["psnr"], 4),
+                                                "ssim": round(r["ssim"], 5)} for r in rows},
             "eval_command": command}
 
 
@@ -113,7 +129,7 @@ def main() -> None:
         if not train:
             sys.exit(f"{path.name}: no training command; pass --train-command {name}=...")
         if state["format"].startswith("densekit-sr"):
-            rec = sr_record(name, state, args.sr_data)
+            rec = sr_record(name, state, args.sr_data, path)
         else:
             rec = seg_record(name, state, args.seg_data)
         rec.update(name=name, file=path.name, sha256=file_sha256(path), train_command=train)

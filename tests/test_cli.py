@@ -19,8 +19,9 @@ def test_eval_json_on_two_folders(sr_folder, tmp_path, capsys):
     assert [r["images"] for r in rows] == [5, 2]
     for r in rows:
         assert set(r) == {"dataset", "model", "scale", "psnr", "ssim", "images", "seconds",
-                          "self_ensemble"}
+                          "self_ensemble", "degrade"}
         assert r["model"] == "bicubic" and r["scale"] == 2 and r["self_ensemble"] is False
+        assert r["degrade"] == ""
         assert 15 < r["psnr"] < 60 and 0 < r["ssim"] <= 1
 
 

@@ -144,7 +144,7 @@ def test_user_errors_are_one_line(inputs, tmp_path, weights_x2, capsys):
         (["sr", "upscale", str(inputs / "rgb.png"), "--scale", "3", "--weights",
           str(weights_x2), "-o", str(tmp_path / "o")], "unsupported scale x3"),
         (["sr", "upscale", str(inputs / "rgb.png"), "--scale", "2", "--weights",
-          str(tmp_path / "nope.pt"), "-o", str(tmp_path / "o")], "nope.pt: checkpoint not found"),
+          str(tmp_path / "nope.pt"), "-o", str(tmp_path / "o")], "nope.pt is neither a file nor a shipped weights name"),
         (["sr", "upscale", str(inputs / "rgb.png"), "--scale", "2", "--weights",
           str(inputs / "rgb.png"), "-o", str(tmp_path / "o")], "rgb.png: not a valid checkpoint"),
         (["sr", "upscale", str(inputs / "rgb.png"), "--scale", "2", "--model", "vdsr",

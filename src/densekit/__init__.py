@@ -1,7 +1,7 @@
 """densekit: dense image prediction (HDCN super-resolution, SS-GAN segmentation) on one engine.
 
 The public API (loaded on first use, so that ``import densekit`` stays light):
-:func:`upscale`, :func:`segment`, :func:`overlay`, :func:`colorize`, :func:`create_model`,
+:func:`upscale`, :func:`choose_weights`, :func:`segment`, :func:`overlay`, :func:`colorize`, :func:`create_model`,
 :func:`list_models`, :func:`list_weights`, :func:`get_weights`, :class:`Weights`, and
 :class:`DensekitError`, the one exception type for mistakes in arguments, files and configs.
 """
@@ -10,7 +10,7 @@ from densekit.errors import DensekitError
 
 __version__ = "0.1.0"
 
-_API = ("upscale", "segment", "overlay", "colorize", "create_model", "list_models",
+_API = ("upscale", "choose_weights", "segment", "overlay", "colorize", "create_model", "list_models",
         "list_weights", "get_weights", "Weights")
 __all__ = ["__version__", "DensekitError", *_API]
 

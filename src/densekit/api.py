@@ -32,10 +32,12 @@ from densekit.models.zoo import Weights, default_weights, get_weights, list_weig
 from densekit.tasks.seg import load_seg_model
 from densekit.tasks.seg_predict import overlay as _overlay_rgb
 from densekit.tasks.seg_predict import label_png, rgb_uint8, segment_image
+from densekit.tasks.sr import choose_weights as _choose_weights
 from densekit.tasks.sr import load_sr_model
 from densekit.tasks.sr_upscale import default_tile, upscale_image
 
-__all__ = ["upscale", "segment", "overlay", "colorize", "create_model", "list_models",
+__all__ = ["upscale", "choose_weights", "segment", "overlay", "colorize", "create_model",
+           "list_models",
            "list_weights", "get_weights", "Weights", "DEFAULT_SEG_WEIGHTS"]
 
 DEFAULT_SEG_WEIGHTS = "camvid_swiftnet_r18"  # the zoo name of the shipped CamVid model
@@ -224,8 +226,14 @@ def upscale(image, scale: int = 2, *, model: str = "hdcn", weights=None, tile: i
     """``image`` upscaled ``scale`` times by SR model ``model`` ("hdcn", "srcnn", "vdsr",
     "rednet" or "bicubic"), as the same kind of image.
 
-    ``weights``: None for the shipped weights of ``model`` at ``scale``, else a weights file or
-    checkpoint from ``densekit sr train``. ``tile``: LR tile size (None: about 512x512 output
+    ``weights``: None for the shipped weights of ``model`` at ``scale`` that fit the image: for
+    a PIL image read from a JPEG file whose quality (estimated from its quantisation tables) is
+    at most :data:`~densekit.models.zoo.REAL_PHOTO_MAX_QUALITY`, the real-photo weights
+    (``hdcn_real_x2``, ``hdcn_real_x4``) where they ship, else the clean ones (``hdcn_x2``...;
+    :func:`choose_weights` tells which, and a PIL result carries the name in
+    ``result.info["densekit_weights"]``); a shipped weights name such as "hdcn_x2" or
+    "hdcn_real_x2"; or a weights file or checkpoint from ``densekit sr train``. ``tile``: LR
+    tile size (None: about 512x512 output
     pixels per tile; 0: no tiling); the result does not depend on it. ``self_ensemble``:
     average over the 8 flips/rotations (8x the time). ``model_options``: options that change
     no weights, as ``densekit sr upscale --model-option`` (HDCN: ``{"fp32_features": False}``
@@ -244,6 +252,10 @@ def upscale(image, scale: int = 2, *, model: str = "hdcn", weights=None, tile: i
     if options is None or not all(isinstance(k, str) for k, _ in options):
         raise DensekitError(f"model_options: expected a dict of names to values such as "
                             f"{{'fp32_features': False}}, got {model_options!r}")
+    chosen = None
+    if weights is None and model != "bicubic":
+        chosen = choose_weights(image, scale, model=model)[0]
+        weights = chosen if chosen is not None and chosen != f"{model}_x{scale}" else None
     path = _weights_path(model, weights, scale=scale) if weights is not None else None
     net, prec = _sr_model(model, scale, _cache_key(path), device, precision, options)
     img = _Image(image)
@@ -251,7 +263,25 @@ def upscale(image, scale: int = 2, *, model: str = "hdcn", weights=None, tile: i
                               tile=default_tile(scale) if tile is None else tile,
                               autocast=prec.autocast, device=prec.device,
                               self_ensemble=bool(self_ensemble))
-    return img.back(out, info)
+    result = img.back(out, info)
+    if isinstance(result, Image.Image):
+        result.info["densekit_weights"] = chosen if chosen is not None else (
+            weights.name if isinstance(weights, Weights) else str(weights) if weights else model)
+    return result
+
+
+def choose_weights(image, scale: int = 2, *, model: str = "hdcn") -> tuple[str | None, int | None]:
+    """The shipped weights :func:`upscale` uses for ``image`` when given no ``weights``, and
+    the JPEG quality estimated from the image's file: ``("hdcn_real_x2", 70)`` for a PIL image
+    opened from a JPEG of quality 70, ``("hdcn_x2", None)`` for a PNG, a NumPy array or a tensor
+    (no file to tell). None as the name when nothing ships for ``model`` x ``scale``."""
+    scale = _check_scale(scale)
+    if model not in SR_MODELS:
+        raise DensekitError(f"model: unknown SR model {model!r} (known: {', '.join(SR_MODELS)})")
+    if not isinstance(image, Image.Image):
+        record = default_weights(model, scale=scale)
+        return (record.name if record is not None else None), None
+    return _choose_weights(model, scale, image)
 
 
 def _seg_weights(model) -> Path:

@@ -21,19 +21,27 @@ import numpy as np
 from PIL import Image
 
 from densekit import api
+from densekit.data.degrade import jpeg_quality
 from densekit.data.image_io import MAX_PIXELS, image_from_pil, image_size, open_image, to_pil
 from densekit.errors import DensekitError, ImageError
 from densekit.models.sr import SUPPORTED_SCALES
-from densekit.models.zoo import get_weights, list_weights
+from densekit.models.zoo import default_weights, get_weights, list_weights
 
 SEG_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the multi-scale choices offered
 TILE_CHOICES = ("auto", "0", "64", "128", "256", "512")  # "auto": the API's default, 0: none
 RESULTS_MAX_AGE_S = 3600  # result folders older than this are removed on the next request
 
 
+REAL = "_real"  # an SR model name + REAL: that model with its real-photo weights
+
+
 def sr_models() -> list[str]:
-    """The SR models the app offers: those with shipped weights, and bicubic."""
-    return sorted({w.model for w in list_weights(task="sr")}) + ["bicubic"]
+    """The SR models the app offers: those with shipped weights (which pick the real-photo
+    weights for a JPEG upload, as ``densekit.upscale`` does), each with real-photo weights also
+    as NAME_real (those weights whatever the upload), and bicubic."""
+    records = list_weights(task="sr")
+    real = {w.model + REAL for w in records if w.degradation == "real"}
+    return sorted({w.model for w in records}) + sorted(real) + ["bicubic"]
 
 
 def seg_models() -> list[str]:
@@ -116,8 +124,18 @@ def run_upscale(image: Image.Image, name: str, out_dir: str | Path, *, scale: in
     if model not in sr_models():
         raise DensekitError(f"model: expected one of {', '.join(sr_models())}, got {model!r}")
     out_dir = Path(out_dir)
+    weights = None
+    if model.endswith(REAL):
+        model = model[:-len(REAL)]
+        record = default_weights(model, scale=scale, degradation="real")
+        if record is None:
+            scales = sorted(w.scale for w in list_weights(task="sr", model=model)
+                            if w.degradation == "real")
+            raise DensekitError(f"model: no real-photo weights for {model} x{scale} (shipped "
+                                f"for x{', x'.join(map(str, scales))})")
+        weights = record.name
     t0 = time.perf_counter()
-    out = api.upscale(image, scale, model=model, tile=parse_tile(tile),
+    out = api.upscale(image, scale, model=model, weights=weights, tile=parse_tile(tile),
                       self_ensemble=bool(self_ensemble), device=device, precision=precision)
     seconds = time.perf_counter() - t0
     after = out_dir / f"{name}_x{scale}.png"
@@ -126,6 +144,10 @@ def run_upscale(image: Image.Image, name: str, out_dir: str | Path, *, scale: in
     to_pil(*image_from_pil(image, name)).resize(out.size, Image.NEAREST).save(before,
                                                                              format="PNG")
     what = f"{model} x{scale}" + (" + self-ensemble" if self_ensemble else "")
+    used = out.info.get("densekit_weights")
+    if model != "bicubic" and used:
+        quality = jpeg_quality(image)
+        what += f" ({used}" + (f", JPEG quality ~{quality}" if quality is not None else "") + ")"
     summary = (f"{name}: {image.width}x{image.height} -> {out.width}x{out.height} pixels, "
                f"{what}, {seconds:.1f} s")
     return SRResult(before, after, summary)

@@ -10,11 +10,13 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections import Counter
 
 from densekit import __version__
 from densekit.data.image_io import MAX_PIXELS
 from densekit.errors import DensekitError
 from densekit.models.sr import SR_MODELS, SUPPORTED_SCALES
+from densekit.models.zoo import REAL_PHOTO_MAX_QUALITY
 
 
 def _precision_args(p: argparse.ArgumentParser, train: bool = False) -> None:
@@ -164,14 +166,34 @@ def cmd_sr_eval(args) -> int:
 
 
 def cmd_sr_upscale(args) -> int:
+    from densekit.models.zoo import default_weights
+    from densekit.tasks.sr import choose_weights, load_sr_model
     from densekit.tasks.sr_upscale import default_tile, upscale_files
 
     model, prec = _sr_model(args)
+    pick = None
+    if args.weights is None and default_weights(args.model, scale=args.scale,
+                                                degradation="real") is not None:
+        models = {}
+
+        def pick(im):  # the shipped weights for this file: real-photo ones for a JPEG
+            name, quality = choose_weights(args.model, args.scale, im)
+            if name not in models:
+                models[name] = prec.prepare(load_sr_model(args.model, args.scale, name,
+                                                          dict(args.model_option)))
+            return models[name], {"weights": name, "jpeg_quality": quality}
+
     tile = default_tile(args.scale) if args.tile is None else args.tile
     res = upscale_files(model, args.inputs, args.output, tile=tile, autocast=prec.autocast,
                         device=prec.device, self_ensemble=args.self_ensemble,
                         progress=not args.quiet, report=lambda m: print(m, file=sys.stderr),
-                        skip_existing=args.skip_existing, report_file=args.report)
+                        skip_existing=args.skip_existing, report_file=args.report, pick=pick)
+    if pick is not None and not args.quiet:
+        used = Counter(e["weights"] for e in res["entries"] if "weights" in e)
+        if used:
+            print("weights: " + ", ".join(f"{n} for {k} image(s)" for n, k in sorted(used.items()))
+                  + f" (real-photo weights for JPEG files of estimated quality <= "
+                  f"{REAL_PHOTO_MAX_QUALITY}; --weights chooses)")
     return _batch_summary(args, res)
 
 
@@ -295,27 +317,30 @@ def _eval_config(args, meta: dict):
 
 
 def cmd_seg_eval(args) -> int:
-    from densekit.data.seg import build_seg_dataset
-    from densekit.tasks.seg import dataset_kwargs, load_seg_model
+    from densekit.tasks.seg import load_seg_model, split_dataset
     from densekit.tasks.seg_eval import evaluate_weights
 
     inference = _inference_args(args)
     model, meta = load_seg_model(args.weights)
     d = _eval_config(args, meta).data
     split = args.split or d.val_split
-    dataset = build_seg_dataset(d.dataset, args.data or d.root, split, **dataset_kwargs(d))
+    dataset = split_dataset(d, split, args.data)  # data.val_groups: val = the held-out groups
     prec = _engine(args)
     model = prec.prepare(model)
     row = evaluate_weights(model, meta, dataset, dataset_name=d.dataset, split=split,
                            device=prec.device, autocast=prec.autocast,
                            channels_last=prec.channels_last, **inference)
+    if d.val_groups and split in (d.train_split, d.val_split):
+        row["val_groups"] = list(d.val_groups)
     if args.json:
         print(json.dumps(row, indent=1))
         return 0
     for name, v in row["iou"].items():
         print(f"{name:<16} {100 * v:6.2f}")
     print(f"{'mIoU':<16} {100 * row['miou']:6.2f}\n{'pixel acc':<16} "
-          f"{100 * row['pixel_acc']:6.2f}   ({row['images']} images, {row['seconds']:.1f} s)")
+          f"{100 * row['pixel_acc']:6.2f}   ({row['images']} images"
+          + (f" of data.val_groups {', '.join(row['val_groups'])}" if "val_groups" in row else "")
+          + f", {row['seconds']:.1f} s)")
     return 0
 
 
@@ -347,22 +372,18 @@ def _seg_inference_options(p: argparse.ArgumentParser) -> None:
 def cmd_data_check(args) -> int:
     """Report every problem of a data set (file names included); exit 1 if any."""
     problems: list[str] = []
+    groups: list[str] = []  # seg: the groups of files and their sizes
     count = 0
     if args.task == "seg":
-        from pathlib import Path
+        from densekit.data.seg import check_dataset
 
-        from densekit.data.seg import build_seg_dataset, check_dataset
-
-        splits, kwargs = args.split or ["train", "val"], {}
-        if args.dataset == "folder":  # DIR/images + DIR/masks, or DIR/SPLIT/images + ...
-            kwargs["classes"] = args.classes or str(Path(args.data) / "classes.txt")
-            if not args.split and (Path(args.data) / "images").is_dir():
-                splits = [None]
-        for split in splits:
-            ds = build_seg_dataset(args.dataset, args.data, split, **kwargs)
+        sets, groups = _seg_check_sets(args)
+        for ds in sets:
             count += len(ds)
             problems += check_dataset(ds)
     else:
+        if args.config or args.set or not args.data:
+            raise DensekitError("--task sr: needs --data DIR (and takes no --config or --set)")
         from densekit.data.image_io import list_images, read_image
         from densekit.errors import ImageError
 
@@ -374,8 +395,64 @@ def cmd_data_check(args) -> int:
                 problems.append(str(e))
     for p in problems:
         print(p)
+    for line in groups:
+        print(line)
     print(f"{count} samples checked, {len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def _seg_check_sets(args) -> tuple[list, list[str]]:
+    """``data check --task seg``: the data sets to check (of --config/--set's data section, its
+    data.val_groups applied, or of --dataset, --data and --split) and lines naming the groups of
+    files (by file-name prefix) and their sizes."""
+    from pathlib import Path
+
+    from densekit.data.seg import build_seg_dataset, format_sizes, group_sizes, pooled
+
+    def line(what, files):
+        return f"{what}: {len(files)} images; groups by file-name prefix (before the first " \
+               f"'_'): {format_sizes(group_sizes(files))}"
+
+    if args.config or args.set:
+        from densekit.config import load_config
+        from densekit.tasks.seg import SegConfig, build_splits
+
+        given = [o for o, v in (("--dataset", args.dataset), ("--split", args.split),
+                                ("--classes", args.classes)) if v]
+        if given:
+            raise DensekitError(f"{given[0]}: not with --config or --set (the config's data "
+                                "section names the data set; --data replaces data.root)")
+        d = load_config(SegConfig, args.config, args.set).data
+        root = args.data or d.root
+        train, val, sizes = build_splits(d, root)
+        if sizes:
+            what = " + ".join(dict.fromkeys([d.train_split or str(root),
+                                             d.val_split or str(root)]))
+            return [train, val], [
+                line(what, pooled([train, val]).files),
+                f"data.val_groups: validation {len(val)} images ("
+                + ", ".join(f"{p} {n}" for p, n in sizes.items()) + f"); training "
+                f"{len(train)} images ({format_sizes(group_sizes(train.files))})"]
+        named = {d.train_split or str(root): train, d.val_split or str(root): val}
+    else:
+        if not args.data:
+            raise DensekitError("--data: required (the data set root), or --config")
+        splits, kwargs, dataset = args.split or ["train", "val"], {}, args.dataset or "folder"
+        if dataset == "folder":  # DIR/images + DIR/masks, or DIR/SPLIT/images + ...
+            kwargs["classes"] = args.classes or str(Path(args.data) / "classes.txt")
+            if not args.split and (Path(args.data) / "images").is_dir():
+                splits = [None]
+        named = {split or str(args.data): build_seg_dataset(dataset, args.data, split, **kwargs)
+                 for split in splits}
+    lines = [line(what, ds.files) for what, ds in named.items() if ds.files]
+    if len(lines) == 2:  # e.g. CamVid's val: frames of a drive that train has too
+        (a, da), (b, db) = named.items()
+        shared = sorted(set(group_sizes(da.files)) & set(group_sizes(db.files)))
+        if shared:
+            lines.append(f"{a} and {b} share the groups {', '.join(shared[:12])}"
+                         f"{' and more' if len(shared) > 12 else ''}; data.val_groups validates "
+                         "on held-out groups instead (docs/training.md)")
+    return list(named.values()), lines
 
 
 def cmd_export(args) -> int:
@@ -480,8 +557,13 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--scale", type=_scale, required=True, help="upscaling factor: " + _SCALES_TEXT)
     u.add_argument("--model", default="hdcn", choices=list(SR_MODELS),
                    help="SR model (default: hdcn)")
-    u.add_argument("--weights", help="weights file or training checkpoint "
-                                     "(default for hdcn: the shipped weights of --scale)")
+    u.add_argument("--weights", help="a shipped weights name (densekit models: e.g. hdcn_x2, "
+                                     "hdcn_real_x2), a weights file or a training checkpoint; "
+                                     "default for hdcn: per file, the real-photo weights "
+                                     "(hdcn_real_xS) for a JPEG whose quality, estimated from "
+                                     "its quantisation tables, is <= "
+                                     f"{REAL_PHOTO_MAX_QUALITY}, else the clean weights "
+                                     "(hdcn_xS; also at x3, where no real-photo weights ship)")
     u.add_argument("--tile", type=_nonneg_int, default=None,
                    help="LR tile size in pixels (0 = whole image; default keeps tiles ~512px out)")
     u.add_argument("-o", "--output", required=True, metavar="OUTDIR",
@@ -525,7 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "shipped CamVid model)")
     e.add_argument("--data", help="data set root (default: the config's data.root; without "
                                   "--config ../shared/data/camvid)")
-    e.add_argument("--split", help="split to score (default: the config's data.val_split, val)")
+    e.add_argument("--split", help="split to score (default: the config's data.val_split, val; "
+                                   "with data.val_groups, the held-out groups)")
     e.add_argument("--json", action="store_true", help="print the results as one JSON object")
     _seg_inference_options(e)
     _precision_args(e)
@@ -552,12 +635,18 @@ def build_parser() -> argparse.ArgumentParser:
     c = dcs.add_parser("check", help="report every problem of a data set, with file names")
     c.add_argument("--task", choices=["seg", "sr"], required=True,
                    help="seg: image/label pairs; sr: every image decodes")
-    c.add_argument("--dataset", default="folder",
-                   help="seg: voc, cityscapes, camvid, folder or synthetic")
-    c.add_argument("--data", required=True, metavar="DIR", help="data set root folder")
+    c.add_argument("--dataset",
+                   help="seg: voc, cityscapes, camvid, folder or synthetic (default: folder)")
+    c.add_argument("--data", metavar="DIR", help="data set root folder (seg with --config: "
+                                                 "default the config's data.root)")
     c.add_argument("--split", action="append", help="seg splits (default: train and val)")
     c.add_argument("--classes", metavar="FILE",
                    help="folder data sets: class names, one a line (default: DIR/classes.txt)")
+    c.add_argument("--config", help="seg: check the data set of this training config "
+                                    "(configs/seg/*.yaml), split by its data.val_groups")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="seg: override a config value, e.g. --set \"data.val_groups=['0006R0_*']\" "
+                        "(repeatable)")
     c.set_defaults(func=cmd_data_check)
 
     x = sub.add_parser("export", help="export a model to ONNX (dynamic batch/height/width, or "

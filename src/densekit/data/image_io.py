@@ -405,6 +405,8 @@ def process_images(inputs: list[str], out_dir: str | os.PathLike, handle, *, out
     are replaced. ``report_file``: a JSON file with every input and its outcome (written
     atomically, at the start with every input "pending" and again at the end).
 
+    A dict that ``handle`` returns is added to the input's report record.
+
     Returns ``{"written", "skipped"}`` (input paths), ``"failed"`` (the error lines),
     ``"entries"`` (the report's per-input records) and ``"seconds"``."""
     files = find_inputs(inputs, skip=out_dir)
@@ -425,7 +427,7 @@ def process_images(inputs: list[str], out_dir: str | os.PathLike, handle, *, out
                 entry["status"] = "skipped"
                 continue
             try:
-                handle(src.path, dsts)
+                entry.update(handle(src.path, dsts) or {})
                 entry["status"] = "written"
             except DensekitError as e:
                 entry.update(status="failed", error=str(e))

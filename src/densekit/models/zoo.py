@@ -19,9 +19,14 @@ from pathlib import Path
 
 from densekit.errors import DensekitError
 
-__all__ = ["Weights", "list_weights", "get_weights", "default_weights", "MANIFEST"]
+__all__ = ["Weights", "list_weights", "get_weights", "default_weights", "MANIFEST",
+           "REAL_PHOTO_MAX_QUALITY"]
 
 MANIFEST = "zoo.json"
+# ``sr upscale`` and ``densekit.upscale`` give a JPEG whose estimated quality is at most this the
+# real-photo weights (degradation "real") by default: above it the clean weights score higher
+# (docs/results/results-sr.md, real-photo weights)
+REAL_PHOTO_MAX_QUALITY = 95
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,9 @@ class Weights:
     classes: tuple[str, ...] = ()  # seg
     palette: tuple[tuple[int, int, int], ...] = ()  # seg
     normalization: dict = field(default_factory=dict)  # seg: mean, std of the RGB / 255 input
+    # SR: the LR images it was trained on: "bicubic" (the protocol's clean downscale) or
+    # "real" (also blurred, noised and JPEG-compressed: data.degrade, for photos)
+    degradation: str = "bicubic"
 
     @property
     def path(self) -> Path:
@@ -101,10 +109,12 @@ def get_weights(name: str) -> Weights:
         raise DensekitError(f"weights: unknown name {name!r} (shipped: {known})") from None
 
 
-def default_weights(model: str, *, scale: int | None = None) -> Weights | None:
-    """The shipped weights of ``model`` (at ``scale`` for SR), or None when nothing ships."""
+def default_weights(model: str, *, scale: int | None = None,
+                    degradation: str = "bicubic") -> Weights | None:
+    """The shipped weights of ``model`` (SR: at ``scale``, trained for ``degradation``:
+    "bicubic", the default, or "real", for photos), or None when nothing ships."""
     for w in list_weights(model=model):
-        if w.task == "seg" or w.scale == scale:
+        if w.task == "seg" or (w.scale == scale and w.degradation == degradation):
             return w
     return None
 

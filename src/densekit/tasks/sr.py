@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from densekit.config import check, command_line, load_config, to_dict
-from densekit.data.degrade import DegradeConfig, parse_degrade
+from densekit.data.degrade import DegradeConfig, jpeg_quality, parse_degrade
 from densekit.data.sr import SRPatchBatches, check_folders
 from densekit.data.stream import batch_stream
 from densekit.engine import distributed
@@ -23,6 +23,8 @@ from densekit.engine.trainer import EngineConfig, format_out_dir, setup_engine, 
 from densekit.errors import ConfigError, DensekitError
 from densekit.io import write_above_bars
 from densekit.models.sr import SR_MODELS, SR_RUNTIME_OPTIONS, build_sr_model
+from densekit.models.zoo import (REAL_PHOTO_MAX_QUALITY, default_weights, get_weights,
+                                 list_weights)
 
 SCALES = (2, 3, 4)
 
@@ -135,17 +137,38 @@ def _result_state(modules: dict) -> dict:
     return {k[len("module."):]: v for k, v in modules["ema"].items() if k.startswith("module.")}
 
 
+def choose_weights(name: str, scale: int, image) -> tuple[str | None, int | None]:
+    """The shipped weights (zoo name) for upscaling ``image`` (a PIL image) with ``name`` x
+    ``scale``, and the JPEG quality estimated from its file: the real-photo weights for a JPEG
+    of quality <= :data:`REAL_PHOTO_MAX_QUALITY` where they ship, else the clean weights (None
+    when nothing ships)."""
+    quality = jpeg_quality(image)
+    if quality is not None and quality <= REAL_PHOTO_MAX_QUALITY:
+        real = default_weights(name, scale=scale, degradation="real")
+        if real is not None:
+            return real.name, quality
+    clean = default_weights(name, scale=scale)
+    return (clean.name if clean is not None else None), quality
+
+
 def _weights_for(name: str, scale: int, weights: str | Path | None, option: str,
                  any_scale: bool = False) -> dict:
-    """read_sr_weights of ``weights`` (None: the shipped file), checked to be ``name`` x
-    ``scale`` (any scale with ``any_scale``); ``option`` names the setting in the error when
-    nothing is shipped."""
+    """read_sr_weights of ``weights`` (None: the shipped file; a zoo name such as
+    "hdcn_real_x2": that shipped file, its SHA-256 checked), checked to be ``name`` x ``scale``
+    (any scale with ``any_scale``); ``option`` names the setting in the error when nothing is
+    shipped."""
     if weights is None:
         weights = shipped_weights(name, scale)
         if weights is None:
             raise DensekitError(f"{option}: no shipped weights for {name} x{scale}; "
                                 "pass a weights file from 'densekit sr train'")
+    elif isinstance(weights, str) and weights in {w.name for w in list_weights(task="sr")}:
+        weights = get_weights(weights).verify()
     path = Path(weights)
+    if not path.exists():
+        shipped = ", ".join(w.name for w in list_weights(task="sr")) or "none"
+        raise DensekitError(f"{option}: {path} is neither a file nor a shipped weights name "
+                            f"(shipped: {shipped})")
     state = read_sr_weights(path)
     if state["model"] != name:
         raise DensekitError(f"{path}: weights are for model {state['model']}, not {name}")

@@ -226,16 +226,21 @@ def output_names(rel: Path, scale: int) -> list[Path]:
 def upscale_files(model: nn.Module, inputs: list[str], out_dir: str | Path, *, tile: int = 0,
                   autocast=None, device="cpu", self_ensemble: bool = False,
                   progress: bool = True, report=print, skip_existing: bool = False,
-                  report_file: str | Path | None = None) -> dict:
+                  report_file: str | Path | None = None,
+                  pick: Callable[[Image.Image], tuple[nn.Module, dict]] | None = None) -> dict:
     """Upscale every input (files, and folders with their subfolders) into ``out_dir``
-    (:func:`output_names`); a bad file is reported and skipped. Returns the outcome of
-    :func:`~densekit.data.image_io.process_images`."""
+    (:func:`output_names`); a bad file is reported and skipped. ``pick``: the model for each
+    opened image instead of ``model`` (of the same scale), and what to record of the choice in
+    the input's report entry (e.g. ``{"weights": "hdcn_real_x2", "jpeg_quality": 70}``).
+    Returns the outcome of :func:`~densekit.data.image_io.process_images`."""
 
-    def handle(src: Path, dsts: list[Path]) -> None:
-        rows = ImageRows(open_image(src), src)
-        image = upscale_to_pil(model, rows, tile=tile, autocast=autocast, device=device,
-                               self_ensemble=self_ensemble)
+    def handle(src: Path, dsts: list[Path]) -> dict | None:
+        im = open_image(src)
+        net, chosen = pick(im) if pick is not None else (model, None)
+        image = upscale_to_pil(net, ImageRows(im, src), tile=tile, autocast=autocast,
+                               device=device, self_ensemble=self_ensemble)
         atomic_write(dsts[0], lambda f: image.save(f, format="PNG", compress_level=PNG_LEVEL))
+        return chosen
 
     return process_images(inputs, out_dir, handle,
                           outputs=lambda rel: output_names(rel, model.scale), verb="upscale",

@@ -25,8 +25,8 @@ The PASCAL VOC, SBD and Cityscapes loaders are written here rather than taken fr
 
 Modules: ``base`` (the contract, label files, file pairing), one per family (``voc``,
 ``cityscapes``, ``camvid``, ``folder``, ``synthetic``), ``labels`` (class names, palettes, lookup
-tables), ``transforms``, ``class_weights``, ``check`` and ``batches`` (a training run's batches);
-:func:`build_seg_dataset` picks a set by name.
+tables), ``transforms``, ``class_weights``, ``check``, ``groups`` (validation on held-out groups of
+files) and ``batches`` (a training run's batches); :func:`build_seg_dataset` picks a set by name.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from densekit.data.seg.cityscapes import Cityscapes
 from densekit.data.seg.class_weights import (class_pixel_counts, enet_weights,
                                              median_frequency_weights)
 from densekit.data.seg.folder import FolderDataset, read_classes
+from densekit.data.seg.groups import (file_group, format_sizes, group_sizes, pooled,
+                                      split_groups)
 from densekit.data.seg.labels import (CAMVID_CLASSES, CAMVID_PALETTE, CITYSCAPES_LABELS,
                                       IGNORE_INDEX, VOC_CLASSES, voc_colormap)
 from densekit.data.seg.synthetic import SPLIT_IDS, SyntheticScenes
@@ -56,7 +58,7 @@ __all__ = ["SEG_DATASETS", "build_seg_dataset", "SegDataset", "InMemory", "SegSt
            "CAMVID_CLASSES", "CAMVID_PALETTE", "voc_colormap", "read_classes", "read_label_raw",
            "sample_mask", "RandomScale", "train_transforms", "eval_transforms",
            "class_pixel_counts", "median_frequency_weights", "enet_weights", "check_dataset",
-           "Transform"]
+           "Transform", "file_group", "group_sizes", "format_sizes", "pooled", "split_groups"]
 
 SEG_DATASETS = ("voc", "cityscapes", "camvid", "folder", "synthetic")
 _SYNTHETIC_DEFAULT_IMAGES = {"train": 256, "val": 64, "test": 64}

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from densekit.tasks.seg.config import (AdversarialConfig, SegConfig, SegDataConfig,
                                        SegModelConfig, SegTrainConfig, build_generator,
-                                       dataset_kwargs)
+                                       build_splits, dataset_kwargs, split_dataset)
 from densekit.tasks.seg.task import SegTask, check_crop, train
 from densekit.tasks.seg.weights import (SEG_WEIGHTS_FORMAT, SHIPPED_SEG_WEIGHTS,
                                         load_generator_weights, load_seg_model, read_seg_weights,
                                         save_seg_weights, shipped_seg_weights, write_seg_weights)
 
 __all__ = ["SegConfig", "SegModelConfig", "SegDataConfig", "SegTrainConfig", "AdversarialConfig",
-           "build_generator", "dataset_kwargs", "SegTask", "check_crop", "train",
+           "build_generator", "build_splits", "split_dataset", "dataset_kwargs",
+           "SegTask", "check_crop", "train",
            "SEG_WEIGHTS_FORMAT", "SHIPPED_SEG_WEIGHTS", "shipped_seg_weights", "save_seg_weights",
            "write_seg_weights", "read_seg_weights", "load_generator_weights", "load_seg_model"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from densekit.config import check
+from densekit.data.seg import build_seg_dataset, pooled, split_groups
 from densekit.engine.optim import OptimConfig, SchedulerConfig
 from densekit.engine.trainer import EngineConfig
 from densekit.errors import ConfigError
@@ -43,6 +44,12 @@ class SegDataConfig:
                                help="enet: 1 / ln(1.10 + class share of labelled pixels)")
     workers: int = check(1, min=0)
     val_limit: int = check(0, min=0, help="validate on the first N images only (0 = all)")
+    val_groups: list[str] = check(default_factory=list,
+                                  help="validate on held-out groups of files: glob patterns on "
+                                       "the image file name (e.g. ['0006R0_*']); the images of "
+                                       "train_split and val_split that a pattern matches are the "
+                                       "validation set, the others the training set ([] = the "
+                                       "val_split as it is)")
     cache: bool = check(False, help="keep the decoded training images in memory (CamVid train: "
                                     "~250 MB per loader worker)")
     check: bool = check(True, help="check every image/label pair before training starts")
@@ -53,6 +60,14 @@ class SegDataConfig:
         if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
             raise ConfigError(f"scale_range: expected [low, high] with 0 < low <= high, got "
                               f"{self.scale_range}")
+        for i, pattern in enumerate(self.val_groups):
+            if not pattern.strip():
+                raise ConfigError(f"val_groups[{i}]: empty pattern")
+            if pattern in self.val_groups[:i]:
+                raise ConfigError(f"val_groups: {pattern!r} given twice")
+        if self.val_groups and self.dataset == "synthetic":
+            raise ConfigError("val_groups: not supported for the synthetic data set (generated "
+                              "scenes, no files to group)")
 
 
 @dataclass
@@ -118,3 +133,28 @@ def dataset_kwargs(cfg: SegDataConfig) -> dict:
     if cfg.dataset == "synthetic" and "size" in kw:
         kw["size"] = tuple(kw["size"])
     return kw
+
+
+def build_splits(cfg: SegDataConfig, root: str | None = None):
+    """``(train_set, val_set, val_sizes)``: the data sets of ``cfg.train_split`` and
+    ``cfg.val_split`` (under ``root``, default ``cfg.root``), or with ``cfg.val_groups`` the
+    images of both splits (each file once) divided by the groups: those a pattern matches
+    validate, the others train. ``val_sizes`` is ``{pattern: images}`` ({} without groups)."""
+    kw = dataset_kwargs(cfg)
+    root = cfg.root if root is None else root
+    train = build_seg_dataset(cfg.dataset, root, cfg.train_split, **kw)
+    val = build_seg_dataset(cfg.dataset, root, cfg.val_split, **kw)
+    if not cfg.val_groups:
+        return train, val, {}
+    return split_groups(pooled([train, val]), cfg.val_groups)
+
+
+def split_dataset(cfg: SegDataConfig, split: str, root: str | None = None):
+    """The data set of ``split`` as a run of ``cfg`` saw it: with ``cfg.val_groups``,
+    ``cfg.val_split`` is the held-out groups and ``cfg.train_split`` the rest
+    (:func:`build_splits`); any other split is its folder as it is."""
+    if cfg.val_groups and split in (cfg.train_split, cfg.val_split):
+        train, val, _ = build_splits(cfg, root)
+        return val if split == cfg.val_split else train
+    return build_seg_dataset(cfg.dataset, cfg.root if root is None else root, split,
+                             **dataset_kwargs(cfg))

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 
 from densekit.config import command_line, load_config
-from densekit.data.seg import (IGNORE_INDEX, InMemory, SegStepBatches, build_seg_dataset,
-                               check_dataset, enet_weights, median_frequency_weights,
-                               sample_mask, train_transforms)
+from densekit.data.seg import (IGNORE_INDEX, InMemory, SegStepBatches, check_dataset,
+                               enet_weights, median_frequency_weights, sample_mask,
+                               train_transforms)
 from densekit.data.stream import batch_stream
 from densekit.engine import distributed
 from densekit.engine.optim import SchedulerConfig, build_optimizer, build_scheduler
@@ -18,7 +18,7 @@ from densekit.errors import ConfigError, DensekitError
 from densekit.models.seg import (build_discriminator, discriminator_accuracy, discriminator_loss,
                                  embed_ground_truth, generator_loss)
 from densekit.models.seg.ssgan import ce_normalizer, cross_entropy
-from densekit.tasks.seg.config import SegConfig, SegDataConfig, build_generator, dataset_kwargs
+from densekit.tasks.seg.config import SegConfig, SegDataConfig, build_generator, build_splits
 from densekit.tasks.seg.weights import load_generator_weights, save_seg_weights
 from densekit.tasks.seg_eval import evaluate_dataset
 
@@ -42,9 +42,8 @@ class SegTask:
         self.cfg = cfg
         self.precision = setup_engine(cfg.engine, batch_size=cfg.train.batch_size)
         d, t = cfg.data, cfg.train
-        kw = dataset_kwargs(d)
-        self.train_set = build_seg_dataset(d.dataset, d.root, d.train_split, **kw)
-        self.val_set = build_seg_dataset(d.dataset, d.root, d.val_split, **kw)
+        # with data.val_groups: the held-out groups of both splits validate, the rest trains
+        self.train_set, self.val_set, _ = build_splits(d)
         self.num_classes = len(self.train_set.classes)
         if d.check:
             problems = check_dataset(self.train_set) + check_dataset(self.val_set)
