@@ -1,8 +1,8 @@
 """densekit: dense image prediction (HDCN super-resolution, SS-GAN segmentation) on one engine.
 
 The public API (loaded on first use, so that ``import densekit`` stays light):
-:func:`upscale`, :func:`choose_weights`, :func:`segment`, :func:`overlay`, :func:`colorize`, :func:`create_model`,
-:func:`list_models`, :func:`list_weights`, :func:`get_weights`, :class:`Weights`, and
+:func:`upscale`, :func:`choose_weights`, :func:`segment`, :func:`overlay`, :func:`colorize`,
+:func:`create_model`, :func:`list_models`, :func:`list_weights`, :func:`get_weights`, :class:`Weights`, and
 :class:`DensekitError`, the one exception type for mistakes in arguments, files and configs.
 """
 
