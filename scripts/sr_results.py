@@ -9,13 +9,16 @@
    recipe` (skipped, and left as it is in the document, when they are not on this machine);
 3. the learning curve of HDCN x2 on the paper's full schedule (`scripts/sr_experiments.sh
    paper`), finished or not: Set5 as validated in the run, then Set5 and Set14 of its final
-   weights (unfinished: its newest checkpoint) by the protocol (skipped likewise).
+   weights (unfinished: its newest checkpoint) by the protocol (skipped likewise);
+4. the real-photo weights (hdcn_real_x2, hdcn_real_x4) against bicubic and the clean weights on
+   clean, JPEG-compressed and noisy LR inputs (`sr eval --degrade`), with their targets.
 
 Every PSNR / SSIM is measured now by `densekit sr eval --precision fp32 --json` (the protocol of
 docs/protocols.md 1); the published numbers come from densekit.metrics.published.
 
     .venv/bin/python scripts/sr_results.py [--recipe runs/sr_budget]
         [--paper runs/sr_paper/hdcn_x2_kaiming] [--doc FILE] [--print]
+        [--blocks shipped recipe paper real]
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ TARGET = {2: "rednet", 3: "vdsr", 4: "rednet"}
 NAMES = {"bicubic": "Bicubic", "srcnn": "SRCNN", "vdsr": "VDSR", "rednet": "RED30"}
 MARKS = {"shipped": ("<!-- sr-shipped:start -->", "<!-- sr-shipped:end -->"),
          "recipe": ("<!-- sr-recipe:start -->", "<!-- sr-recipe:end -->"),
-         "paper": ("<!-- sr-paper:start -->", "<!-- sr-paper:end -->")}
+         "paper": ("<!-- sr-paper:start -->", "<!-- sr-paper:end -->"),
+         "real": ("<!-- sr-real:start -->", "<!-- sr-real:end -->")}
 # recipe arms (scripts/sr_experiments.sh recipe): folder -> what differs from mse_s0
 ARMS = {"mse_s0": "MSE loss, step schedule, 16 x 48x48 (the shipped recipe's settings)",
         "mse_s1": "the same (seed noise)",
@@ -56,13 +60,16 @@ ARMS = {"mse_s0": "MSE loss, step schedule, 16 x 48x48 (the shipped recipe's set
         "resize_s1": "crops of the images downscaled by 0.5-1.0 (data.resize_range)"}
 
 
-def evaluate(model: str, scale: int, weights: str | None = None) -> tuple[dict, str]:
+def evaluate(model: str, scale: int, weights: str | None = None,
+             degrade: str = "") -> tuple[dict, str]:
     """{set: (psnr, ssim)} by `densekit sr eval`, and the command as a user types it."""
     args = ["sr", "eval", "--model", model, "--scale", str(scale)]
     if weights:
         args += ["--weights", weights]
     for d in DATA:
         args += ["--data", d]
+    if degrade:
+        args += ["--degrade", degrade]
     args += ["--precision", "fp32", "--json"]
     res = subprocess.run([sys.executable, "-m", "densekit", *args], cwd=ROOT,
                          capture_output=True, text=True)
@@ -99,6 +106,55 @@ def shipped_table() -> list[str]:
     return lines + ["", "Shipped HDCN against the target: " + "; ".join(verdicts) + ".", "",
                     f"Measured with `{template}` for M = hdcn (the shipped weights) and bicubic, "
                     "S = 2, 3, 4."]
+
+
+# the inputs of the real-photo table: the protocol's LR image as it is, then degraded by
+# `densekit sr eval --degrade`
+REAL_INPUTS = ("", "jpeg:95", "jpeg:90", "jpeg:70", "jpeg:50", "noise:5", "noise:5,jpeg:70")
+# real-photo weights against their targets (x2: the issue's; x4: ours), per input
+REAL_TARGETS = {"jpeg:70": ("bicubic", 1.0), "jpeg:50": ("bicubic", 0.8), "jpeg:90": ("clean", 0.0)}
+
+
+def real_table() -> list[str] | None:
+    """Bicubic, the clean and the real-photo HDCN weights on clean, JPEG and noisy inputs, x2
+    and x4 (skipped when no real-photo weights ship)."""
+    from densekit.models.zoo import default_weights
+
+    lines, verdicts, cmd = [], [], ""
+    for scale in (2, 4):
+        real = default_weights("hdcn", scale=scale, degradation="real")
+        if real is None:
+            return None
+        lines += [f"x{scale}, PSNR (dB) Set5 / Set14:", "",
+                  "| LR input | Bicubic | HDCN `hdcn_x%d` | HDCN-real `%s` | real - bicubic | "
+                  "real - clean |" % (scale, real.name), "|---|---|---|---|---|---|"]
+        for spec in REAL_INPUTS:
+            bic, _ = evaluate("bicubic", scale, degrade=spec)
+            clean, _ = evaluate("hdcn", scale, f"hdcn_x{scale}", degrade=spec)
+            ours, cmd = evaluate("hdcn", scale, real.name, degrade=spec)
+
+            def pair(r):
+                return " / ".join(f"{r[s][0]:.2f}" for s in SETS)
+
+            def gain(a, b):
+                return " / ".join(f"{a[s][0] - b[s][0]:+.2f}" for s in SETS)
+
+            lines.append(f"| {spec or 'lossless'} | {pair(bic)} | {pair(clean)} | "
+                         f"**{pair(ours)}** | {gain(ours, bic)} | {gain(ours, clean)} |")
+            if spec in REAL_TARGETS:
+                ref, margin = REAL_TARGETS[spec]
+                base = bic if ref == "bicubic" else clean
+                worst = min(ours[s][0] - base[s][0] for s in SETS)
+                verdicts.append(f"x{scale} {spec}: real - {ref} >= {margin:+.1f} dB: "
+                                + ("met" if worst >= margin - 1e-9 else "not met")
+                                + f" ({worst:+.2f} on the worse set)")
+        lines.append("")
+    template = cmd.replace("--scale 4", "--scale S").replace("hdcn_real_x4", "W")
+    template = template.rsplit("--degrade", 1)[0] + "--degrade SPEC --precision fp32 --json"
+    return lines + ["Targets: " + "; ".join(verdicts) + ".", "",
+                    f"Measured with `{template}` for W = the weights of each column (`--model "
+                    "bicubic` without `--weights` for Bicubic), S = 2 and 4, SPEC = the row "
+                    "(none for lossless)."]
 
 
 def recipe_table(folder: Path) -> list[str] | None:
@@ -239,9 +295,12 @@ def main() -> None:
                     help="run folder of scripts/sr_experiments.sh paper")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs/results/results-sr.md")
     ap.add_argument("--print", action="store_true", help="print the tables, leave the document")
+    ap.add_argument("--blocks", nargs="+", choices=list(MARKS), default=list(MARKS),
+                    help="regenerate only these tables (default: all)")
     args = ap.parse_args()
-    blocks = {"shipped": shipped_table(), "recipe": recipe_table(args.recipe),
-              "paper": paper_block(args.paper)}
+    make = {"shipped": shipped_table, "recipe": lambda: recipe_table(args.recipe),
+            "paper": lambda: paper_block(args.paper), "real": real_table}
+    blocks = {key: make[key]() for key in args.blocks}
     if args.print:
         for lines in blocks.values():
             print("\n".join(lines or ["(no runs)"]) + "\n")

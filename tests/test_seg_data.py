@@ -465,6 +465,45 @@ def test_train_transforms_keep_alignment():
     assert padded_seen >= 3 and interior_seen > 5000
 
 
+PHOTOMETRIC = {"prob": 1.0, "brightness": 0.3, "contrast": 0.3, "saturation": 0.3, "hue": 0.03,
+               "gamma": (0.7, 1.5), "blur_prob": 1.0, "blur_sigma": (0.5, 1.0),
+               "noise_prob": 1.0, "noise_sigma": (4.0, 8.0)}
+
+
+def test_photometric_augmentation_changes_the_image_only():
+    plain = train_transforms(32, scale_range=(1.0, 1.0))
+    photo = train_transforms(32, scale_range=(1.0, 1.0), photometric=PHOTOMETRIC)
+    off = train_transforms(32, scale_range=(1.0, 1.0), photometric={"prob": 0.0})
+    changed = 0
+    for seed in range(6):
+        img, lab = coloured_scene(seed)
+        outs = []
+        for t in (plain, photo, off, photo):
+            torch.manual_seed(seed)
+            outs.append(t(img, lab))
+        (x0, m0), (x1, m1), (x2, m2), (x3, m3) = outs
+        assert torch.equal(m0, m1) and torch.equal(m0, m2)  # same crop and flip, mask untouched
+        assert torch.equal(x0, x2)  # off: exactly the augmentation without it
+        assert torch.equal(x1, x3)  # a pure function of the seed
+        assert x1.shape == x0.shape and x1.dtype == torch.float32
+        changed += int((x1 - x0).abs().mean() > 0.05)
+    assert changed == 6
+
+
+def test_photometric_parts():
+    from densekit.data.seg.transforms import RandomGamma, RandomNoise
+
+    img = tv_tensors.Image(torch.full((3, 16, 16), 64, dtype=torch.uint8))
+    mask = tv_tensors.Mask(torch.full((16, 16), 3, dtype=torch.int64))
+    bright, m = RandomGamma((0.5, 0.5))(img, mask)
+    assert torch.equal(m, mask) and int(bright[0, 0, 0]) == round(255 * (64 / 255) ** 0.5)
+    flt = tv_tensors.Image(torch.full((3, 64, 64), 0.5))
+    torch.manual_seed(0)
+    noisy, m = RandomNoise((6.0, 6.0))(flt, mask)
+    assert torch.equal(m, mask) and isinstance(noisy, tv_tensors.Image)
+    assert abs(float((noisy - 0.5).std()) * 255 - 6.0) < 0.3
+
+
 def test_flip_is_joint():
     t = v2.RandomHorizontalFlip(p=1.0)
     img, lab = coloured_scene(3)

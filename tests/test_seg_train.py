@@ -65,6 +65,22 @@ def test_frozen_image_branch_gets_no_gradient_in_phase2(tmp_path):
     assert all(p.grad is not None for p in task.D.fusion.parameters())
 
 
+def test_photometric_augmentation_in_training_batches(tmp_path):
+    from densekit.config import load_config
+    from densekit.tasks.seg import SegConfig, SegTask
+
+    def batch(**extra):
+        task = SegTask(load_config(SegConfig, None, tiny_seg_config(tmp_path / "r", **extra)))
+        return task.data[3]
+
+    plain = batch()
+    photo = batch(**{"data.photometric.prob": 1.0, "data.photometric.noise_prob": 1.0})
+    assert torch.equal(plain[1], photo[1])  # the same crops, labels untouched
+    assert (plain[0] - photo[0]).abs().mean() > 0.05
+    again = batch(**{"data.photometric.prob": 1.0, "data.photometric.noise_prob": 1.0})
+    assert torch.equal(again[0], photo[0])
+
+
 def test_phase2_from_a_phase1_run(tmp_path):
     p1 = tmp_path / "p1"
     train(None, tiny_seg_config(p1, **{"train.phase2_epochs": 0}))
@@ -167,6 +183,9 @@ def test_training_refuses_an_invalid_data_set(tmp_path):
     ({"data.options": "{bogus: 1}"}, "data.options: unknown option 'bogus' for the synthetic"),
     ({"train.adversarial.d_options": "{bogus: 1}"},
      "train.adversarial.d_options: unknown option 'bogus'"),
+    ({"data.photometric.gamma": "[1.5, 0.7]"},
+     "data.photometric.gamma: expected [low, high] with 0.05 <= low <= high <= 20"),
+    ({"data.photometric.prob": "2"}, "data.photometric.prob"),
 ])
 def test_impossible_training_setups_are_refused_before_training(tmp_path, extra, message):
     out = tmp_path / "run"

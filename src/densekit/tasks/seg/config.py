@@ -28,6 +28,34 @@ class SegModelConfig:
                               f"{', '.join(SEG_MODELS)}, or torchvision:<segmentation model>)")
 
 
+def _range(key: str, r: list[float], lo: float, hi: float) -> None:
+    if len(r) != 2 or not lo <= r[0] <= r[1] <= hi:
+        raise ConfigError(f"{key}: expected [low, high] with {lo} <= low <= high <= {hi}, "
+                          f"got {r}")
+
+
+@dataclass
+class PhotometricConfig:
+    """Photometric augmentation of the training images (``data.photometric``; off by default):
+    light, colour, blur and noise differ between drives, cameras and times of day."""
+
+    prob: float = check(0.0, min=0, max=1, help="share of samples with colour jitter and gamma")
+    brightness: float = check(0.3, min=0, max=1, help="factor drawn from [1 - x, 1 + x]")
+    contrast: float = check(0.3, min=0, max=1, help="factor drawn from [1 - x, 1 + x]")
+    saturation: float = check(0.3, min=0, max=1, help="factor drawn from [1 - x, 1 + x]")
+    hue: float = check(0.03, min=0, max=0.5, help="shift drawn from [-x, x]")
+    gamma: list[float] = field(default_factory=lambda: [0.7, 1.5])
+    blur_prob: float = check(0.0, min=0, max=1, help="share of samples blurred")
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 1.5])
+    noise_prob: float = check(0.0, min=0, max=1, help="share of samples with Gaussian noise")
+    noise_sigma: list[float] = field(default_factory=lambda: [1.0, 8.0])
+
+    def validate(self):
+        _range("gamma", self.gamma, 0.05, 20)
+        _range("blur_sigma", self.blur_sigma, 0.01, 10)
+        _range("noise_sigma", self.noise_sigma, 0, 255)
+
+
 @dataclass
 class SegDataConfig:
     dataset: str = check("camvid", choices=["voc", "cityscapes", "camvid", "folder",
@@ -40,6 +68,7 @@ class SegDataConfig:
     scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
     resize: float = check(1.0, gt=0, max=1, help="train and infer at this fraction of the "
                                                  "resolution (0.5 = half), score at full size")
+    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
     class_weights: str = check("none", choices=["none", "median_frequency", "enet"],
                                help="enet: 1 / ln(1.10 + class share of labelled pixels)")
     workers: int = check(1, min=0)

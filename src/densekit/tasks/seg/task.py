@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -91,7 +92,8 @@ class SegTask:
         self.class_weights = None if weights is None else weights.to(self.precision.device)
         crop = [max(8, round(c)) for c in d.crop_size]
         lo, hi = d.scale_range
-        tf = train_transforms(tuple(crop), (lo * d.resize, hi * d.resize))
+        tf = train_transforms(tuple(crop), (lo * d.resize, hi * d.resize),
+                              photometric=dataclasses.asdict(d.photometric))
         source = InMemory(self.train_set) if d.cache else self.train_set
         self.data = SegStepBatches(source, tf, t.batch_size, cfg.engine.seed,
                                    self.total_steps, distributed.shard_slots(t.batch_size))
