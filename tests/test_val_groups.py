@@ -75,6 +75,14 @@ def test_held_out_groups_come_from_train_and_val(drives):
     assert names(splits(data_sets(drives, "data.val_groups=A_*"))[1]) == ["A_000.png", "A_001.png"]
 
 
+def test_joined_splits_train_on_every_frame(drives):
+    train_set, val_set, sizes = splits(data_sets(drives, "data.train_split=train+val"))
+    assert names(train_set) == TRAIN + VAL and names(val_set) == VAL and sizes == {}
+    assert train_set[5][0].shape == (3, 32, 32)  # a val frame, loaded from its own folder
+    with pytest.raises(ConfigError, match=r"^data split 'train\+': an empty name"):
+        splits(data_sets(drives, "data.train_split=train+"))
+
+
 def test_folder_data_set_in_one_folder(sites):
     sets = ["data.dataset=folder", f"data.root={sites}", "data.options={classes: [a, b, c]}",
             "data.train_split=''", "data.val_split=''", "data.val_groups=['north_*']"]

@@ -61,7 +61,7 @@ class SegDataConfig:
     dataset: str = check("camvid", choices=["voc", "cityscapes", "camvid", "folder",
                                             "synthetic"])
     root: str = "../shared/data/camvid"
-    train_split: str = "train"
+    train_split: str = check("train", help="the split to train on; 'train+val' joins splits")
     val_split: str = "val"
     options: dict = field(default_factory=dict, metadata={"help": "data set arguments"})
     crop_size: list[int] = field(default_factory=lambda: [360, 480])
@@ -164,15 +164,26 @@ def dataset_kwargs(cfg: SegDataConfig) -> dict:
     return kw
 
 
+def _build_split(cfg: SegDataConfig, root, split: str | None):
+    """The data set of ``split``; splits joined by ``+`` (``train+val``) are one data set of
+    their files, each file once."""
+    kw = dataset_kwargs(cfg)
+    parts = split.split("+") if split and "+" in split else [split]
+    if len(parts) > 1 and not all(parts):
+        raise ConfigError(f"data split {split!r}: an empty name between '+' signs")
+    sets = [build_seg_dataset(cfg.dataset, root, p, **kw) for p in parts]
+    return sets[0] if len(sets) == 1 else pooled(sets)
+
+
 def build_splits(cfg: SegDataConfig, root: str | None = None):
     """``(train_set, val_set, val_sizes)``: the data sets of ``cfg.train_split`` and
-    ``cfg.val_split`` (under ``root``, default ``cfg.root``), or with ``cfg.val_groups`` the
-    images of both splits (each file once) divided by the groups: those a pattern matches
-    validate, the others train. ``val_sizes`` is ``{pattern: images}`` ({} without groups)."""
-    kw = dataset_kwargs(cfg)
+    ``cfg.val_split`` (under ``root``, default ``cfg.root``; ``train+val`` joins two splits), or
+    with ``cfg.val_groups`` the images of both (each file once) divided by the groups: those a
+    pattern matches validate, the others train. ``val_sizes`` is ``{pattern: images}`` ({}
+    without groups)."""
     root = cfg.root if root is None else root
-    train = build_seg_dataset(cfg.dataset, root, cfg.train_split, **kw)
-    val = build_seg_dataset(cfg.dataset, root, cfg.val_split, **kw)
+    train = _build_split(cfg, root, cfg.train_split)
+    val = _build_split(cfg, root, cfg.val_split)
     if not cfg.val_groups:
         return train, val, {}
     return split_groups(pooled([train, val]), cfg.val_groups)
@@ -185,5 +196,4 @@ def split_dataset(cfg: SegDataConfig, split: str, root: str | None = None):
     if cfg.val_groups and split in (cfg.train_split, cfg.val_split):
         train, val, _ = build_splits(cfg, root)
         return val if split == cfg.val_split else train
-    return build_seg_dataset(cfg.dataset, cfg.root if root is None else root, split,
-                             **dataset_kwargs(cfg))
+    return _build_split(cfg, cfg.root if root is None else root, split)
