@@ -16,7 +16,7 @@ from densekit import __version__
 from densekit.data.image_io import MAX_PIXELS
 from densekit.errors import DensekitError
 from densekit.models.sr import SR_MODELS, SUPPORTED_SCALES
-from densekit.models.zoo import REAL_PHOTO_MAX_QUALITY
+from densekit.models.zoo import real_photo_rule
 
 
 def _precision_args(p: argparse.ArgumentParser, train: bool = False) -> None:
@@ -192,8 +192,8 @@ def cmd_sr_upscale(args) -> int:
         used = Counter(e["weights"] for e in res["entries"] if "weights" in e)
         if used:
             print("weights: " + ", ".join(f"{n} for {k} image(s)" for n, k in sorted(used.items()))
-                  + f" (real-photo weights for JPEG files of estimated quality <= "
-                  f"{REAL_PHOTO_MAX_QUALITY}; --weights chooses)")
+                  + " (real-photo weights for JPEG files of estimated quality at most "
+                  f"{real_photo_rule()}; --weights chooses)")
     return _batch_summary(args, res)
 
 
@@ -561,8 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "hdcn_real_x2), a weights file or a training checkpoint; "
                                      "default for hdcn: per file, the real-photo weights "
                                      "(hdcn_real_xS) for a JPEG whose quality, estimated from "
-                                     "its quantisation tables, is <= "
-                                     f"{REAL_PHOTO_MAX_QUALITY}, else the clean weights "
+                                     "its quantisation tables, is at most "
+                                     f"{real_photo_rule()}, else the clean weights "
                                      "(hdcn_xS; also at x3, where no real-photo weights ship)")
     u.add_argument("--tile", type=_nonneg_int, default=None,
                    help="LR tile size in pixels (0 = whole image; default keeps tiles ~512px out)")

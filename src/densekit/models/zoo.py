@@ -20,13 +20,19 @@ from pathlib import Path
 from densekit.errors import DensekitError
 
 __all__ = ["Weights", "list_weights", "get_weights", "default_weights", "MANIFEST",
-           "REAL_PHOTO_MAX_QUALITY"]
+           "REAL_PHOTO_MAX_QUALITY", "real_photo_rule"]
 
 MANIFEST = "zoo.json"
-# ``sr upscale`` and ``densekit.upscale`` give a JPEG whose estimated quality is at most this the
-# real-photo weights (degradation "real") by default: above it the clean weights score higher
-# (docs/results/results-sr.md, real-photo weights)
-REAL_PHOTO_MAX_QUALITY = 95
+# ``sr upscale`` and ``densekit.upscale`` give a JPEG whose estimated quality is at most this (per
+# scale) the real-photo weights (degradation "real") by default: the highest measured quality at
+# which they score at least the clean weights on Set5 and Set14; above it the clean weights score
+# higher (docs/results/results-sr.md, real-photo weights)
+REAL_PHOTO_MAX_QUALITY = {2: 90, 4: 70}
+
+
+def real_photo_rule() -> str:
+    """:data:`REAL_PHOTO_MAX_QUALITY` in words: "90 at x2, 70 at x4"."""
+    return ", ".join(f"{q} at x{s}" for s, q in sorted(REAL_PHOTO_MAX_QUALITY.items()))
 
 
 @dataclass(frozen=True)

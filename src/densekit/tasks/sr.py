@@ -140,10 +140,10 @@ def _result_state(modules: dict) -> dict:
 def choose_weights(name: str, scale: int, image) -> tuple[str | None, int | None]:
     """The shipped weights (zoo name) for upscaling ``image`` (a PIL image) with ``name`` x
     ``scale``, and the JPEG quality estimated from its file: the real-photo weights for a JPEG
-    of quality <= :data:`REAL_PHOTO_MAX_QUALITY` where they ship, else the clean weights (None
-    when nothing ships)."""
+    of quality <= :data:`REAL_PHOTO_MAX_QUALITY` of that scale where they ship, else the clean
+    weights (None when nothing ships)."""
     quality = jpeg_quality(image)
-    if quality is not None and quality <= REAL_PHOTO_MAX_QUALITY:
+    if quality is not None and quality <= REAL_PHOTO_MAX_QUALITY.get(scale, 0):
         real = default_weights(name, scale=scale, degradation="real")
         if real is not None:
             return real.name, quality
