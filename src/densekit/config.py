@@ -20,7 +20,7 @@ import yaml
 
 from densekit.errors import ConfigError
 
-__all__ = ["check", "load_config", "load_task_config", "build", "to_dict", "to_yaml",
+__all__ = ["check", "check_range", "load_config", "load_task_config", "build", "to_dict", "to_yaml",
            "apply_overrides", "parse_override"]
 
 
@@ -31,6 +31,13 @@ def check(default=dataclasses.MISSING, *, min=None, max=None, gt=None, choices=N
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def check_range(key: str, r: list, lo: float, hi: float) -> None:
+    """A [low, high] config value within [lo, hi], or a ConfigError naming ``key``."""
+    if len(r) != 2 or not lo <= r[0] <= r[1] <= hi:
+        raise ConfigError(f"{key}: expected [low, high] with {lo} <= low <= high <= {hi}, "
+                          f"got {r}")
 
 
 def _type_name(tp) -> str:

@@ -28,8 +28,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from densekit.config import check
-from densekit.errors import ConfigError, DensekitError
+from densekit.config import check, check_range
+from densekit.errors import DensekitError
 
 __all__ = ["DegradeConfig", "parse_degrade", "format_degrade", "degrade_lr", "jpeg",
            "jpeg_quality", "gaussian_noise", "poisson_noise", "gaussian_blur", "to_uint8_levels"]
@@ -89,12 +89,6 @@ def gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:
 
 
 # ---- training ----------------------------------------------------------------------------------
-def _range(key: str, r: list[float], lo: float, hi: float) -> None:
-    if len(r) != 2 or not lo <= r[0] <= r[1] <= hi:
-        raise ConfigError(f"{key}: expected [low, high] with {lo} <= low <= high <= {hi}, "
-                          f"got {r}")
-
-
 @dataclass
 class DegradeConfig:
     """Random degradations of SR training samples (``data.degrade``); all off by default, the
@@ -112,10 +106,10 @@ class DegradeConfig:
     jpeg_quality: list[int] = field(default_factory=lambda: [30, 95])
 
     def validate(self):
-        _range("blur_sigma", self.blur_sigma, 0, 10)
-        _range("noise_sigma", self.noise_sigma, 0, 255)
-        _range("poisson_peak", self.poisson_peak, 1, 1e6)
-        _range("jpeg_quality", self.jpeg_quality, 1, 100)
+        check_range("blur_sigma", self.blur_sigma, 0, 10)
+        check_range("noise_sigma", self.noise_sigma, 0, 255)
+        check_range("poisson_peak", self.poisson_peak, 1, 1e6)
+        check_range("jpeg_quality", self.jpeg_quality, 1, 100)
 
     @property
     def active(self) -> bool:

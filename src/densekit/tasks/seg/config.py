@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from densekit.config import check
+from densekit.config import check, check_range
 from densekit.data.seg import build_seg_dataset, pooled, split_groups
 from densekit.engine.optim import OptimConfig, SchedulerConfig
 from densekit.engine.trainer import EngineConfig
@@ -28,12 +28,6 @@ class SegModelConfig:
                               f"{', '.join(SEG_MODELS)}, or torchvision:<segmentation model>)")
 
 
-def _range(key: str, r: list[float], lo: float, hi: float) -> None:
-    if len(r) != 2 or not lo <= r[0] <= r[1] <= hi:
-        raise ConfigError(f"{key}: expected [low, high] with {lo} <= low <= high <= {hi}, "
-                          f"got {r}")
-
-
 @dataclass
 class PhotometricConfig:
     """Photometric augmentation of the training images (``data.photometric``; off by default):
@@ -51,9 +45,9 @@ class PhotometricConfig:
     noise_sigma: list[float] = field(default_factory=lambda: [1.0, 8.0])
 
     def validate(self):
-        _range("gamma", self.gamma, 0.05, 20)
-        _range("blur_sigma", self.blur_sigma, 0.01, 10)
-        _range("noise_sigma", self.noise_sigma, 0, 255)
+        check_range("gamma", self.gamma, 0.05, 20)
+        check_range("blur_sigma", self.blur_sigma, 0.01, 10)
+        check_range("noise_sigma", self.noise_sigma, 0, 255)
 
 
 @dataclass
